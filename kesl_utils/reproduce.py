@@ -1,0 +1,143 @@
+"""``make reproduce``: run every notebook in order through papermill, then write ``results/README.md``.
+
+    python -m kesl_utils.reproduce --profile quick --data-root data/raw notebooks/*.ipynb
+
+Executed copies go to ``<results>/notebooks/``. The first notebook that fails stops the series,
+and the message names the notebook and the cell. The summary page is assembled from the files the
+notebooks wrote (tables under ``<results>/tables/``, figures under ``<results>/figures/``) plus
+``<results>/reproduce.json`` (profile, commit, time per notebook), so it can be rebuilt with
+``--report-only`` without running anything.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import paths
+from .paper import TITLES
+
+TABLE_ORDER = list(TITLES)
+
+
+def git_commit() -> str:
+    """The repository's HEAD commit, with ``-dirty`` when the work tree has uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.PROJECT_ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=paths.PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _failed_cell(error) -> str:
+    """A one-line description of the cell that raised, from papermill's execution error."""
+    cell = getattr(error, "exec_count", None)
+    name = getattr(error, "ename", type(error).__name__)
+    value = getattr(error, "evalue", str(error))
+    where = f"cell [{cell}]" if cell is not None else "a cell"
+    return f"{where} raised {name}: {value}"
+
+
+def run_notebooks(notebooks: list[Path], *, profile: str, data_root: str, output_dir: Path) -> list[dict]:
+    """Execute ``notebooks`` in order with papermill; stop at the first failure (SystemExit(1))."""
+    import papermill as pm
+
+    # The profile is the papermill parameter; an inherited KESL_PROFILE would silently override it.
+    os.environ.pop("KESL_PROFILE", None)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    timings = []
+    for notebook in notebooks:
+        target = output_dir / notebook.name
+        print(f"[reproduce] {notebook.name} (profile {profile}) ...", flush=True)
+        start = time.perf_counter()
+        try:
+            pm.execute_notebook(str(notebook), str(target), parameters={"PROFILE": profile, "DATA_ROOT": data_root},
+                                cwd=str(notebook.parent), kernel_name="python3", progress_bar=False)
+        except pm.PapermillExecutionError as error:
+            print(f"[reproduce] FAILED: {notebook.name}: {_failed_cell(error)}\n"
+                  f"[reproduce] the executed copy with the traceback is {target}", file=sys.stderr)
+            raise SystemExit(1) from None
+        seconds = time.perf_counter() - start
+        timings.append({"notebook": notebook.name, "seconds": round(seconds, 1)})
+        print(f"[reproduce] {notebook.name} done in {seconds:.0f} s", flush=True)
+    return timings
+
+
+def write_summary(profile: str, timings: list[dict], data_root: str) -> Path:
+    """Write ``<results>/reproduce.json`` (what ran, where, how long)."""
+    summary = {
+        "profile": profile,
+        "data_root": data_root,
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "git_commit": git_commit(),
+        "notebooks": timings,
+        "total_seconds": round(sum(t["seconds"] for t in timings), 1),
+    }
+    return paths.atomic_write_text(paths.results_dir() / "reproduce.json", json.dumps(summary, indent=2) + "\n")
+
+
+def write_results_readme() -> Path:
+    """Assemble ``<results>/README.md`` from ``reproduce.json``, the tables and the figures on disk."""
+    root = paths.results_dir()
+    summary_file = root / "reproduce.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    profile = summary.get("profile", "unknown")
+    lines = ["# Results", ""]
+    lines += [f"- profile: `{profile}`",
+              f"- date: {summary.get('date', 'unknown')}",
+              f"- git commit: `{summary.get('git_commit', 'unknown')}`",
+              f"- total wall time: {summary.get('total_seconds', float('nan')) / 60:.1f} min", ""]
+    if profile != "paper":
+        lines += ["> **Not a reproduction of the paper's numbers.** In the `" + profile + "` profile every dataset is a "
+                  "synthetic stand-in (generated images whose classes follow the real CUB taxonomy or WordNet subnet), "
+                  "trained from scratch at low resolution for a few epochs. The \"this run\" columns measure what KESL "
+                  "does in that setting; the \"paper\" columns are the published numbers on the real datasets. "
+                  "Compare the *gains* (Ours − Baseline), not the absolute accuracies.", ""]
+    if summary.get("notebooks"):
+        lines += ["| notebook | seconds |", "|---|---|"]
+        lines += [f"| [{t['notebook']}](notebooks/{t['notebook']}) | {t['seconds']:.0f} |" for t in summary["notebooks"]]
+        lines.append("")
+    tables = root / "tables"
+    for name in TABLE_ORDER:
+        md = tables / f"{name}.md"
+        if md.exists():
+            lines += [md.read_text().rstrip(), "",
+                      f"Files: [csv](tables/{name}.csv) · [tex](tables/{name}.tex)", ""]
+    figures = sorted((root / "figures").glob("*.png")) if (root / "figures").exists() else []
+    if figures:
+        lines += ["## Figures", ""] + [f"- [{f.stem}](figures/{f.name})" for f in figures] + [""]
+    return paths.atomic_write_text(root / "README.md", "\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run, in order (default: notebooks/NN_*.ipynb)")
+    parser.add_argument("--profile", default="quick", choices=paths.PROFILES)
+    parser.add_argument("--data-root", default="data/raw", help="root of the real datasets (paper profile)")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild results/README.md")
+    args = parser.parse_args(argv)
+    if not args.report_only:
+        notebooks = args.notebooks or sorted((paths.PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+        missing = [str(n) for n in notebooks if not n.exists()]
+        if missing:
+            parser.error(f"notebook(s) not found: {', '.join(missing)}")
+        start = time.perf_counter()
+        timings = run_notebooks([n.resolve() for n in notebooks], profile=args.profile,
+                                data_root=args.data_root, output_dir=paths.results_dir() / "notebooks")
+        write_summary(args.profile, timings, args.data_root)
+        print(f"[reproduce] all {len(timings)} notebooks ran in {(time.perf_counter() - start) / 60:.1f} min")
+    readme = write_results_readme()
+    print(f"[reproduce] wrote {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
