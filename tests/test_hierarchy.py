@@ -1,0 +1,464 @@
+"""Hierarchy: constructors, validation errors, exact e_ij on hand-drawn trees and DAGs, JSON.
+
+No WordNet needed here (see test_wordnet.py and test_shipped_hierarchies.py).
+"""
+from __future__ import annotations
+
+import json
+import random
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from kesl_utils import hierarchy as H
+from kesl_utils.hierarchy import Hierarchy, HierarchyError
+
+# Hand-drawn tree T1 (classes in capitals):
+#
+#   root ─┬─ A ─┬─ A1 ─┬─ a
+#         │     │      └─ b
+#         │     └─ A2 ── c
+#         └─ B ─┬─ B1 ── d
+#               └─ e            (a class one level higher than the others)
+T1_EDGES = [("root", "A"), ("root", "B"), ("A", "A1"), ("A", "A2"), ("A1", "a"), ("A1", "b"),
+            ("A2", "c"), ("B", "B1"), ("B1", "d"), ("B", "e")]
+T1_CLASSES = ["a", "b", "c", "d", "e"]
+T1_E = np.array([
+    # a  b  c  d  e
+    [0, 2, 4, 6, 5],  # a: a-A1-b; a-A1-A-A2-c; a-A1-A-root-B-B1-d; a-A1-A-root-B-e
+    [2, 0, 4, 6, 5],
+    [4, 4, 0, 6, 5],
+    [6, 6, 6, 0, 3],  # d-B1-B-e
+    [5, 5, 5, 3, 0],
+])
+
+# Hand-drawn DAG D1: m has two parents, q (depth 2) and r (depth 1, its canonical parent).
+#
+#   root ─┬─ p ── q ─┬─ s
+#         │          └─ m
+#         └─ r ─┬─── m
+#               └─ t
+# e(m, s) = 2 through m's second parent q (the canonical tree would say 5);
+# e(s, t) = 4 on s-q-m-r-t, which climbs to no common ancestor (via the root: 5).
+D1_EDGES = [("root", "p"), ("p", "q"), ("q", "s"), ("q", "m"), ("root", "r"), ("r", "m"),
+            ("r", "t")]
+D1_CLASSES = ["m", "s", "t"]
+D1_E = np.array([[0, 2, 2], [2, 0, 4], [2, 4, 0]])
+
+
+def t1() -> Hierarchy:
+    return Hierarchy.from_edges(T1_EDGES, T1_CLASSES, names={"a": "Alpha", "A": "Group A"})
+
+
+def d1() -> Hierarchy:
+    return Hierarchy.from_edges(D1_EDGES, D1_CLASSES)
+
+
+def reference_distances(h: Hierarchy) -> np.ndarray:
+    undirected = h.graph.to_undirected()
+    return np.array([[nx.shortest_path_length(undirected, a, b) for b in h.classes]
+                     for a in h.classes])
+
+
+def random_hierarchy(seed: int, n_nodes: int = 40, extra_parents: int = 0) -> Hierarchy:
+    """A random rooted tree plus ``extra_parents`` edges from shallower nodes (a DAG)."""
+    rng = random.Random(seed)
+    graph = nx.DiGraph()
+    graph.add_node("n0")
+    for k in range(1, n_nodes):
+        graph.add_edge(f"n{rng.randrange(k)}", f"n{k}")
+    for _ in range(extra_parents):
+        child = rng.randrange(2, n_nodes)
+        graph.add_edge(f"n{rng.randrange(child)}", f"n{child}")  # lower index: stays acyclic
+    leaves = [n for n in graph if graph.out_degree(n) == 0]
+    rng.shuffle(leaves)
+    return Hierarchy(graph, leaves)
+
+
+# ---------------------------------------------------------------- constructors
+def test_from_edges_tree_basic_queries():
+    h = t1()
+    assert h.root == "root" and h.num_classes == 5 and h.classes == T1_CLASSES
+    assert h.is_tree
+    assert h.class_names() == ["Alpha", "b", "c", "d", "e"]
+    assert h.name("A") == "Group A"
+    assert [h.depth(n) for n in ("root", "A", "A1", "a", "e")] == [0, 1, 2, 3, 2]
+    assert h.class_index("d") == 3
+    with pytest.raises(KeyError, match="'zz'"):
+        h.depth("zz")
+    with pytest.raises(KeyError, match="not one of the 5 classes"):
+        h.class_index("A")
+
+
+def test_constructor_from_graph_and_explicit_root():
+    graph = nx.DiGraph(T1_EDGES)
+    h = Hierarchy(graph, T1_CLASSES, root="root")
+    assert h.graph is graph and h.root == "root"
+    assert h == Hierarchy.from_edges(T1_EDGES, T1_CLASSES)
+
+
+def test_from_taxonomy_dataframe_nodes_names_levels():
+    table = pd.DataFrame({
+        "order": ["O1", "O1", "O1", "O2"],
+        "family": ["F1", "F1", "F2", "F3"],
+        "genus": ["Larus", "Larus", "G2", "G3"],
+        "species": ["Larus", "L. b", "G2 c", "G3 d"],  # a species spelled like a genus
+    })
+    h = Hierarchy.from_taxonomy(table, ["order", "family", "genus", "species"])
+    assert h.classes == ["Larus", "L. b", "G2 c", "G3 d"]
+    assert h.root == "root" and h.is_tree
+    assert "genus:Larus" in h.graph and "Larus" in h.graph
+    assert h.graph.nodes["genus:Larus"] == {"name": "Larus", "level": "genus"}
+    assert h.graph.nodes["order:O1"]["level"] == "order"
+    assert sorted(h.graph.successors("root")) == ["order:O1", "order:O2"]
+    assert h.parent("Larus") == "genus:Larus"
+    assert h.ancestors_at_depth(3) == ["genus:Larus", "genus:Larus", "genus:G2", "genus:G3"]
+    assert h.ancestors_at_depth(1) == ["order:O1"] * 3 + ["order:O2"]
+    # congeneric: e = 2; confamilial: 4; same order: 6; different orders: 8
+    np.testing.assert_array_equal(h.edge_distances(), [[0, 2, 6, 8], [2, 0, 6, 8],
+                                                       [6, 6, 0, 8], [8, 8, 8, 0]])
+
+
+def test_from_taxonomy_csv_path_and_custom_root(tmp_path):
+    csv = tmp_path / "tax.csv"
+    csv.write_text("family,genus,name,comment\nF,G1,x,\nF,G1,y,note\nF,G2,z,\n")
+    h = Hierarchy.from_taxonomy(csv, ["family", "genus", "name"], root="Aves")
+    assert h.root == "Aves" and h.classes == ["x", "y", "z"]
+    np.testing.assert_array_equal(h.edge_distances(), [[0, 2, 4], [2, 0, 4], [4, 4, 0]])
+
+
+def test_from_taxonomy_single_level():
+    h = Hierarchy.from_taxonomy(pd.DataFrame({"c": ["x", "y", "z"]}), ["c"])
+    np.testing.assert_array_equal(h.edge_distances(), 2 * (1 - np.eye(3)))
+
+
+# ---------------------------------------------------------------- distances
+def test_tree_distances_exact():
+    e = t1().edge_distances()
+    assert e.dtype == np.int16 and e.shape == (5, 5)
+    np.testing.assert_array_equal(e, T1_E)
+
+
+def test_tree_distances_follow_class_order():
+    order = ["e", "c", "a", "d", "b"]
+    h = Hierarchy.from_edges(T1_EDGES, order)
+    idx = [T1_CLASSES.index(c) for c in order]
+    np.testing.assert_array_equal(h.edge_distances(), T1_E[np.ix_(idx, idx)])
+
+
+def test_dag_distance_goes_through_second_parent():
+    h = d1()
+    assert not h.is_tree
+    assert h.depth("m") == 2 and h.parent("m") == "r"
+    e = h.edge_distances()
+    np.testing.assert_array_equal(e, D1_E)
+    # Both DAG algorithms agree with the hand count.
+    np.testing.assert_array_equal(h._bfs_lengths(h.classes, h.classes, np.int16), D1_E)
+    np.testing.assert_array_equal(h._spanning_tree_distances(np.int16, ["m"]), D1_E)
+
+
+def test_dag_distance_diamond():
+    # root → x → {u, v} → w; classes w and a sibling leaf z under u.
+    h = Hierarchy.from_edges([("root", "x"), ("x", "u"), ("x", "v"), ("u", "w"), ("v", "w"),
+                              ("u", "z"), ("root", "y")], ["w", "z", "y"])
+    np.testing.assert_array_equal(h.edge_distances(), [[0, 2, 4], [2, 0, 4], [4, 4, 0]])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_trees_match_networkx(seed):
+    h = random_hierarchy(seed)
+    assert h.is_tree
+    np.testing.assert_array_equal(h.edge_distances(), reference_distances(h))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_dags_match_networkx_both_algorithms(seed):
+    h = random_hierarchy(seed, n_nodes=50, extra_parents=8)
+    assert not h.is_tree
+    ref = reference_distances(h)
+    np.testing.assert_array_equal(h.edge_distances(), ref)
+    np.testing.assert_array_equal(h._bfs_lengths(h.classes, h.classes, np.int16), ref)
+    multi = sorted(v for v in h.graph if h.graph.in_degree(v) > 1)
+    np.testing.assert_array_equal(h._spanning_tree_distances(np.int16, multi), ref)
+
+
+def test_bfs_in_blocks(monkeypatch):
+    monkeypatch.setattr(H, "_BFS_BLOCK", 3)
+    h = random_hierarchy(11, n_nodes=60, extra_parents=10)
+    np.testing.assert_array_equal(h._bfs_lengths(h.classes, h.classes, np.int16),
+                                  reference_distances(h))
+
+
+def test_distances_symmetric_zero_diagonal_positive():
+    for h in (t1(), d1(), random_hierarchy(3, extra_parents=5)):
+        e = h.edge_distances()
+        assert (e == e.T).all() and (np.diag(e) == 0).all()
+        assert (e[~np.eye(h.num_classes, dtype=bool)] >= 2).all()  # no class above a class
+
+
+# ---------------------------------------------------------------- orders and summaries
+def test_leaf_order_depth_first_children_by_id():
+    h = Hierarchy.from_edges(T1_EDGES, ["e", "d", "c", "b", "a"])
+    # DFS: A(A1(a, b), A2(c)), B(B1(d), e) → a b c d e → their label ids
+    np.testing.assert_array_equal(h.leaf_order(), [4, 3, 2, 1, 0])
+    assert sorted(h.leaf_order()) == list(range(5))
+
+
+def test_leaf_order_dag_visits_each_class_once():
+    # root-p-q-(m, s), then r-(m already placed, t)
+    np.testing.assert_array_equal(d1().leaf_order(), [0, 1, 2])
+
+
+def test_levels_summary_values():
+    summary = t1().levels_summary()
+    assert list(summary.columns) == ["depth", "n_nodes", "n_classes", "examples"]
+    assert summary["depth"].tolist() == [0, 1, 2, 3]
+    assert summary["n_nodes"].tolist() == [1, 2, 4, 4]
+    assert summary["n_classes"].tolist() == [0, 0, 1, 4]
+    assert summary.loc[1, "examples"] == "B, Group A"
+
+
+def test_ancestors_at_depth():
+    h = t1()
+    assert h.ancestors_at_depth(0) == ["root"] * 5
+    assert h.ancestors_at_depth(1) == ["A", "A", "A", "B", "B"]
+    assert h.ancestors_at_depth(2) == ["A1", "A1", "A2", "B1", "e"]  # e is shallower
+    assert h.ancestors_at_depth(9) == T1_CLASSES
+    assert d1().ancestors_at_depth(1) == ["r", "p", "r"]  # m's canonical parent is r
+    with pytest.raises(ValueError, match="non-negative"):
+        h.ancestors_at_depth(-1)
+
+
+def test_radial_layout_angles_and_radii():
+    h = t1()
+    layout = h.radial_layout()
+    assert set(layout) == set(h.graph)
+    angles = [layout[h.classes[i]][0] for i in h.leaf_order()]
+    np.testing.assert_allclose(angles, 2 * np.pi * np.arange(5) / 5)
+    assert layout["e"][1] == 3.0 and h.radial_layout(classes_outside=False)["e"][1] == 2.0
+    assert layout["A1"] == (pytest.approx(np.pi * 0.2), 2.0)  # mean of a and b
+
+
+# ---------------------------------------------------------------- JSON
+def test_json_round_trip_and_deterministic_text(tmp_path):
+    h = t1()
+    path = h.to_json(tmp_path / "sub" / "t1.json", comment="hand-drawn")
+    data = json.loads(path.read_text())
+    assert data["root"] == "root" and data["classes"] == T1_CLASSES
+    assert data["edges"] == sorted([list(e) for e in T1_EDGES])
+    assert data["names"] == {"A": "Group A", "a": "Alpha"}
+    assert data["comment"] == "hand-drawn"
+    back = Hierarchy.from_json(path)
+    assert back == h
+    np.testing.assert_array_equal(back.edge_distances(), T1_E)
+    # Same graph, edges inserted in another order: identical text.
+    shuffled = Hierarchy.from_edges(T1_EDGES[::-1], T1_CLASSES,
+                                    names={"A": "Group A", "a": "Alpha"})
+    assert shuffled.to_json_text() == h.to_json_text()
+    assert list(tmp_path.glob("sub/*.tmp")) == []
+
+
+def test_json_round_trip_dag_and_taxonomy(tmp_path):
+    for h in (d1(), Hierarchy.from_taxonomy(pd.DataFrame({"g": ["G", "G"], "s": ["x", "y"]}),
+                                            ["g", "s"])):
+        back = Hierarchy.from_json(h.to_json(tmp_path / "h.json"))
+        assert back == h and back.class_names() == h.class_names()
+        np.testing.assert_array_equal(back.edge_distances(), h.edge_distances())
+
+
+def test_equality():
+    assert t1() == t1()
+    assert t1() != d1()
+    assert Hierarchy.from_edges(T1_EDGES, T1_CLASSES) != Hierarchy.from_edges(
+        T1_EDGES, T1_CLASSES[::-1])
+    assert t1().__eq__("t1") is NotImplemented
+
+
+# ---------------------------------------------------------------- validation errors
+def test_error_is_value_error_listing_problems():
+    with pytest.raises(ValueError) as info:
+        Hierarchy.from_edges(T1_EDGES, ["a", "zz"])
+    assert isinstance(info.value, HierarchyError)
+    assert info.value.problems == ["classes missing from the graph: 'zz'"]
+
+
+def test_error_cycle_lists_every_cycle():
+    edges = [("root", "a"), ("a", "b"), ("b", "a"), ("root", "c"), ("c", "d"), ("d", "e"),
+             ("e", "c"), ("root", "f"), ("f", "f")]
+    with pytest.raises(HierarchyError, match="3 cycle") as info:
+        Hierarchy.from_edges(edges, ["b", "d"])
+    message = str(info.value)
+    assert "'a' -> 'b' -> 'a'" in message or "'b' -> 'a' -> 'b'" in message
+    assert "'f' -> 'f'" in message
+    assert all(f"'{n}'" in message for n in "cde")
+
+
+def test_error_classes_missing_from_graph_all_listed():
+    with pytest.raises(HierarchyError) as info:
+        Hierarchy.from_edges(T1_EDGES, ["a", "x1", "b", "x2"])
+    assert "classes missing from the graph: 'x1', 'x2'" in str(info.value)
+
+
+def test_error_duplicate_classes():
+    with pytest.raises(HierarchyError, match=r"duplicate classes: 'a' \(×2, positions \[0, 2\]\)"
+                       r", 'c' \(×2, positions \[1, 3\]\)"):
+        Hierarchy.from_edges(T1_EDGES, ["a", "c", "a", "c"])
+
+
+def test_error_class_ancestor_of_other_classes():
+    with pytest.raises(HierarchyError) as info:
+        Hierarchy.from_edges(T1_EDGES, ["a", "A1", "A", "d"])
+    problems = info.value.problems
+    assert "class 'A1' is an ancestor of other classes: 'a'" in problems
+    assert "class 'A' is an ancestor of other classes: 'A1', 'a'" in problems
+
+
+def test_error_class_ancestor_in_dag():
+    with pytest.raises(HierarchyError, match="'q' is an ancestor of other classes: 'm', 's'"):
+        Hierarchy.from_edges(D1_EDGES, ["q", "m", "s"])
+
+
+def test_error_more_than_one_root_and_unreachable_classes():
+    edges = [("r1", "a"), ("r1", "b"), ("r2", "c"), ("r3", "x")]
+    with pytest.raises(HierarchyError) as info:
+        Hierarchy.from_edges(edges, ["a", "b", "c"])
+    message = str(info.value)
+    assert "more than one root (3 nodes without a parent" in message
+    assert "'r1' (2 classes below), 'r2' (1 classes below), 'r3' (0 classes below)" in message
+    with pytest.raises(HierarchyError) as info:
+        Hierarchy.from_edges(edges, ["a", "b", "c"], root="r1")
+    assert "classes not reachable from the root 'r1': 'c'" in info.value.problems
+    assert "more than one root: besides 'r1', nodes without a parent: 'r2', 'r3'" \
+        in info.value.problems
+
+
+def test_error_root_with_parent_or_absent():
+    with pytest.raises(HierarchyError, match="root 'A' has parents: 'root'"):
+        Hierarchy(nx.DiGraph(T1_EDGES), T1_CLASSES, root="A")
+    with pytest.raises(HierarchyError, match="root 'nope' is not a node"):
+        Hierarchy(nx.DiGraph(T1_EDGES), T1_CLASSES, root="nope")
+
+
+def test_error_no_root_pure_cycle():
+    with pytest.raises(HierarchyError, match="no root: every node has a parent"):
+        Hierarchy.from_edges([("a", "b"), ("b", "a")], ["a"])
+
+
+def test_error_non_string_ids_and_bad_pairs_and_empty():
+    with pytest.raises(HierarchyError) as info:
+        Hierarchy.from_edges([(0, 1), (0, 2)], [1, 2])
+    assert "class ids must be strings; not strings: 1, 2" in info.value.problems
+    assert "node ids must be strings; not strings: 0, 1, 2" in info.value.problems
+    with pytest.raises(HierarchyError, match=r"\(parent, child\) pairs, got: \('a', 'b', 'c'\)"):
+        Hierarchy.from_edges([("r", "a"), ("a", "b", "c")], ["a"])
+    with pytest.raises(HierarchyError, match="no classes given"):
+        Hierarchy.from_edges(T1_EDGES, [])
+    with pytest.raises(HierarchyError, match="must be a networkx.DiGraph"):
+        Hierarchy(nx.Graph(T1_EDGES), T1_CLASSES)
+
+
+TAXONOMY = pd.DataFrame({
+    "order": ["O1", "O1", "O1", "O2", "O2"],
+    "family": ["F1", "F1", "F2", "F3", "F3"],
+    "genus": ["G1", "G1", "G2", "G3", "G4"],
+    "class_name": ["c1", "c2", "c3", "c4", "c5"],
+})
+LEVELS = ["order", "family", "genus", "class_name"]
+
+
+def test_taxonomy_error_empty_levels_name_row_and_column(tmp_path):
+    table = TAXONOMY.copy()
+    table.loc[1, "genus"] = " "
+    table.loc[3, "order"] = None
+    table.loc[4, "class_name"] = ""
+    with pytest.raises(HierarchyError) as info:
+        Hierarchy.from_taxonomy(table, LEVELS)
+    assert info.value.problems == [
+        "row 2 (class 'c2'): column 'genus' is empty",
+        "row 4 (class 'c4'): column 'order' is empty",
+        "row 5: column 'class_name' is empty",
+    ]
+    csv = tmp_path / "t.csv"
+    table.to_csv(csv, index=False)
+    with pytest.raises(HierarchyError, match=r"(?s)t\.csv: .*row 2 \(line 3, class 'c2'\): "
+                       "column 'genus' is empty"):
+        Hierarchy.from_taxonomy(csv, LEVELS)
+
+
+def test_taxonomy_error_node_with_two_parents():
+    table = TAXONOMY.copy()
+    table.loc[2, "genus"] = "G1"  # G1 now under F1 (rows 1, 2) and F2 (row 3)
+    table.loc[4, "family"] = "F1"  # F1 now under O1 (rows 1, 2) and O2 (row 5)
+    with pytest.raises(HierarchyError) as info:
+        Hierarchy.from_taxonomy(table, LEVELS)
+    problems = info.value.problems
+    assert "genus 'G1' is filed under 2 different family values: 'F1' (rows 1, 2); " \
+           "'F2' (row 3)" in problems
+    assert "family 'F1' is filed under 2 different order values: 'O1' (rows 1, 2); " \
+           "'O2' (row 5)" in problems
+
+
+def test_taxonomy_error_duplicates_missing_columns_clash(tmp_path):
+    table = TAXONOMY.copy()
+    table.loc[4, "class_name"] = "c1"
+    with pytest.raises(HierarchyError, match=r"duplicate class 'c1' in rows 1, 5"):
+        Hierarchy.from_taxonomy(table, LEVELS)
+    with pytest.raises(HierarchyError, match=r"missing level columns 'tribe', 'kingdom'"):
+        Hierarchy.from_taxonomy(TAXONOMY, ["tribe", "kingdom", "class_name"])
+    with pytest.raises(HierarchyError, match="levels is empty"):
+        Hierarchy.from_taxonomy(TAXONOMY, [])
+    table = TAXONOMY.copy()
+    table.loc[0, "class_name"] = "root"
+    with pytest.raises(HierarchyError, match="class ids equal to internal node ids: 'root'"):
+        Hierarchy.from_taxonomy(table, LEVELS)
+    with pytest.raises(HierarchyError, match="does not exist"):
+        Hierarchy.from_taxonomy(tmp_path / "none.csv", LEVELS)
+    with pytest.raises(TypeError, match="DataFrame or a CSV path"):
+        Hierarchy.from_taxonomy([["a"]], LEVELS)
+
+
+def test_json_errors(tmp_path):
+    with pytest.raises(HierarchyError, match="does not exist"):
+        Hierarchy.from_json(tmp_path / "none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(HierarchyError, match=r"bad\.json: .*not valid JSON"):
+        Hierarchy.from_json(bad)
+    bad.write_text(json.dumps({"root": "r", "edges": []}))
+    with pytest.raises(HierarchyError, match=r"bad\.json: .*missing keys 'classes'"):
+        Hierarchy.from_json(bad)
+    bad.write_text(json.dumps({"root": "r", "classes": ["a"], "edges": [["r", "a", "x"]]}))
+    with pytest.raises(HierarchyError, match=r"\[parent, child\] pairs"):
+        Hierarchy.from_json(bad)
+    bad.write_text(json.dumps({"root": "r", "classes": ["a", "b"], "edges": [["r", "a"]]}))
+    with pytest.raises(HierarchyError, match=r"bad\.json: .*'b'"):
+        Hierarchy.from_json(bad)
+
+
+# ---------------------------------------------------------------- loaders
+def test_load_hierarchy_unknown_dataset():
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'.*'cub', 'mini_imagenet'"):
+        H.load_hierarchy("imagenet")
+
+
+def test_load_cub_hierarchy_orders_by_class_id_and_pretty_names(tmp_path):
+    csv = tmp_path / "cub.csv"
+    csv.write_text("class_id,class_name,order,family,genus,species,comment\n"
+                   "2,002.Laysan_Albatross,P,D,Ph,Ph im,\n"
+                   "10,010.Red_winged_Blackbird,Pa,I,Ag,Ag ph,\n"
+                   "1,001.Black_footed_Albatross,P,D,Ph,Ph ni,\n")
+    h = H.load_cub_hierarchy(csv)
+    assert h.classes == ["001.Black_footed_Albatross", "002.Laysan_Albatross",
+                         "010.Red_winged_Blackbird"]
+    assert h.class_names() == ["Black footed Albatross", "Laysan Albatross",
+                               "Red winged Blackbird"]
+    np.testing.assert_array_equal(h.edge_distances(), [[0, 2, 8], [2, 0, 8], [8, 8, 0]])
+    csv.write_text("class_id,class_name,order,family,genus\nx,001.A,P,D,G\n")
+    with pytest.raises(HierarchyError, match="class_id is not an integer in row 1"):
+        H.load_cub_hierarchy(csv)
+    csv.write_text("class_id,class_name,order,family,genus\n1,001.A,P,,G\n")
+    with pytest.raises(HierarchyError, match=r"cub\.csv: .*row 1 \(line 2, class '001.A'\): "
+                       "column 'family' is empty"):
+        H.load_cub_hierarchy(csv)
