@@ -1,0 +1,32 @@
+"""Datasets of the paper (CUB-200-2011, Mini-ImageNet, Small-ImageNet) and their embedded
+synthetic stand-ins, as ``torch.utils.data.Dataset``s whose label order is ``Hierarchy.classes``.
+
+``dataset[i]`` is ``(image, label)`` with a zero-based int label; the image is a PIL image, or a
+tensor once a transform is applied (the synthetic set always returns a float tensor (3, H, W)).
+
+* :mod:`.cub` — :class:`CUB200`; :mod:`.imagenet` — :class:`MiniImageNet`, :class:`ImageNetSubset`;
+  :mod:`.synthetic` — :class:`SyntheticHierarchical`; :mod:`.transforms` — :func:`build_transforms`;
+  :mod:`.loaders` — :func:`build_dataset`, :func:`build_loader`;
+  :mod:`.image_files` — decoding, skip counting and the errors shared by the real datasets.
+
+Nothing here downloads: a missing dataset raises :class:`DatasetLayoutError` (a
+``FileNotFoundError``) naming the missing file, the expected layout and where to get it.
+"""
+from .cub import CUB200
+from .image_files import DatasetLayoutError, ImageDecodeError
+from .imagenet import ImageNetSubset, MiniImageNet
+from .loaders import build_dataset, build_loader
+from .synthetic import SyntheticHierarchical
+from .transforms import build_transforms
+
+__all__ = [
+    "CUB200",
+    "MiniImageNet",
+    "ImageNetSubset",
+    "SyntheticHierarchical",
+    "build_dataset",
+    "build_loader",
+    "build_transforms",
+    "DatasetLayoutError",
+    "ImageDecodeError",
+]
