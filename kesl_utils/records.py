@@ -1,0 +1,151 @@
+"""Run records: one JSON file per run under ``<results>/runs/``; tables are built only from these.
+
+``<run_id>.json`` holds a *finished* run (config, final metrics, per-epoch history, wall
+time, throughput, device, library versions, git commit). A run that raised is saved as
+``<run_id>.failed.json`` instead, so that it never counts as finished and is retried next
+time. Files are written atomically, and a reader treats anything it cannot parse, or that
+does not say ``"status": "finished"``, as not finished: a half-written file never counts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from . import paths
+
+STATUSES = ("finished", "failed")
+
+
+@dataclass
+class RunRecord:
+    """What one run measured and how.
+
+    metrics: final test metrics (the last evaluation), keys ``top1``, ``top5`` (percent),
+        ``mistake_severity``, ``hdist@1``, ``hdist@5`` (mean d_ij), ``ece`` (fraction).
+    history: one dict per epoch: ``epoch`` (1-based), ``lr`` (classifier learning rate at
+        the epoch's first step), ``train_loss``, ``train_top1``, ``images_per_s``,
+        ``epoch_time_s``, and on evaluation epochs ``test_<metric>`` for each metric key.
+    images_per_s: mean training throughput over the epochs (evaluation excluded).
+    wall_time_s: total time, summed over resumed segments.
+    """
+
+    run_id: str
+    config: dict
+    metrics: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
+    wall_time_s: float = 0.0
+    images_per_s: float = 0.0
+    device: str = "cpu"
+    versions: dict = field(default_factory=dict)
+    git_commit: str = "unknown"
+    finished_at: str = ""
+    status: str = "finished"
+    error: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunRecord":
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = {"run_id", "config", "status"} - set(data)
+        if missing:
+            raise ValueError(f"run record lacks {', '.join(sorted(missing))}")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished"
+
+
+def record_path(run_id: str, *, failed: bool = False) -> Path:
+    """``<results>/runs/<run_id>.json`` (or ``<run_id>.failed.json``)."""
+    return paths.runs_dir() / f"{run_id}{'.failed' if failed else ''}.json"
+
+
+def save_record(record: RunRecord) -> Path:
+    """Write ``record`` atomically; a finished record replaces any earlier failure file."""
+    if record.status not in STATUSES:
+        raise ValueError(f"RunRecord.status={record.status!r}; expected one of {STATUSES}")
+    failed = record.status == "failed"
+    path = record_path(record.run_id, failed=failed)
+    paths.atomic_write_text(path, json.dumps(record.to_dict(), indent=1, sort_keys=False) + "\n")
+    if not failed:
+        record_path(record.run_id, failed=True).unlink(missing_ok=True)
+    return path
+
+
+def read_record_file(path: str | Path) -> Optional[RunRecord]:
+    """The record in ``path``, or ``None`` if it is missing, unreadable or malformed."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return RunRecord.from_dict(data)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def load_record(run_id: str) -> Optional[RunRecord]:
+    """The *finished* record of ``run_id``, or ``None`` (missing, partial, or not finished)."""
+    record = read_record_file(record_path(run_id))
+    if record is None or not record.finished or record.run_id != run_id:
+        return None
+    return record
+
+
+def load_failure(run_id: str) -> Optional[RunRecord]:
+    """The record of the last failed attempt of ``run_id``, if any."""
+    return read_record_file(record_path(run_id, failed=True))
+
+
+def load_records() -> list[RunRecord]:
+    """All finished records in ``<results>/runs/``, sorted by run id."""
+    records = []
+    for path in sorted(paths.runs_dir().glob("*.json")):
+        if path.name.endswith(".failed.json"):
+            continue
+        record = read_record_file(path)
+        if record is not None and record.finished:
+            records.append(record)
+    return records
+
+
+# -- provenance ---------------------------------------------------------------------------
+def library_versions() -> dict:
+    """Versions of python, torch, torchvision, numpy and kesl_utils."""
+    import numpy
+    import torch
+    import torchvision
+
+    from . import __version__
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": numpy.__version__,
+            "kesl_utils": __version__}
+
+
+def git_commit() -> str:
+    """``git rev-parse HEAD`` of the project, ``"-dirty"`` appended if tracked files changed;
+    ``"unknown"`` outside a git checkout or before the first commit."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=paths.PROJECT_ROOT, capture_output=True,
+                              text=True, timeout=10)
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return "unknown"
+        commit = head.stdout.strip()
+        status = git("status", "--porcelain", "--untracked-files=no")
+        return commit + ("-dirty" if status.returncode == 0 and status.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def utc_now() -> str:
+    """Current UTC time, ISO 8601 with seconds (``2020-01-31T12:00:00+00:00``)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
