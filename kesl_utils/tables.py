@@ -227,3 +227,56 @@ def write_table(name: str, table: pd.DataFrame, *, profile: str, note: str = "")
     paths.atomic_write_text(out["md"], md)
     paths.atomic_write_text(out["tex"], tex)
     return out
+
+
+def profile_note(profile: str) -> str:
+    """The plain-words statement shown above every table: what kind of number "this run" is."""
+    if profile == "paper":
+        return ("**Profile `paper`:** real datasets, ImageNet-pretrained backbones where the protocol says so, "
+                "the paper's settings where it states them (the README lists our choices where it does not). "
+                "\"This run\" numbers are a reproduction attempt of the paper's numbers.")
+    return (f"**Profile `{profile}` — not a reproduction of the paper's numbers.** The dataset here is a synthetic "
+            "stand-in: generated 32-px images whose classes follow the *real* class hierarchy (CUB taxonomy or "
+            "WordNet subnet), trained from scratch for a few epochs on a CPU. Absolute accuracies are not comparable "
+            "with the paper's; the question this run can answer is whether KESL's *gain* over the baseline, under "
+            "the same λ, T, α, β, points the same way. The ± is the standard deviation over seeds.")
+
+
+def histories_by(results: pd.DataFrame, label: str | list[str]) -> dict[str, list[list[dict]]]:
+    """Per-epoch histories of the finished runs in ``results``, grouped by ``label`` column(s).
+
+    Reads each run's record from ``<results>/runs/``; used for training-curve figures.
+    """
+    from .records import load_record
+
+    columns = [label] if isinstance(label, str) else list(label)
+    grouped: dict[str, list[list[dict]]] = {}
+    finished = results[results["status"] == "finished"] if "status" in results else results
+    for _, row in finished.iterrows():
+        record = load_record(row["run_id"])
+        if record is not None:
+            key = " · ".join(str(row[c]) for c in columns)
+            grouped.setdefault(key, []).append(record.history)
+    return grouped
+
+
+def describe_gains(gain_table: pd.DataFrame) -> str:
+    """One sentence per comparison, in words, from the measured gains (nothing here is hand-written)."""
+    lines = []
+    for row in gain_table.itertuples(index=False):
+        if row.n_seeds == 0 or pd.isna(row.this_run):
+            lines.append(f"- {row.comparison}: not measured in this run (paper: {row.paper:+.1f}).")
+            continue
+        spread = row.this_run_std
+        if row.n_seeds < 2 or pd.isna(spread):
+            verdict = "a single seed, so no spread to judge it by"
+        elif abs(row.this_run) <= spread:
+            verdict = "within one standard deviation of zero: no evidence of a gain or a loss at this budget"
+        elif np.sign(row.this_run) == np.sign(row.paper):
+            verdict = "the same direction as the paper"
+        else:
+            verdict = "the opposite direction to the paper"
+        spread_text = "" if pd.isna(spread) else f" ± {spread:.1f}"
+        lines.append(f"- {row.comparison}: {row.this_run:+.1f}{spread_text} points over {row.n_seeds} seed(s) "
+                     f"(paper: {row.paper:+.1f}) — {verdict}.")
+    return "\n".join(lines)

@@ -87,3 +87,18 @@ def test_format_and_write(tmp_path, monkeypatch):
     assert "| Label smoothing |" in files["md"].read_text()
     assert "\\begin{tabular}" in files["tex"].read_text()
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_describe_gains_words_follow_the_numbers():
+    frame = pd.DataFrame([
+        dict(comparison="a", paper=1.3, this_run=2.0, this_run_std=0.5, n_seeds=3, difference=0.7),
+        dict(comparison="b", paper=1.3, this_run=-2.0, this_run_std=0.5, n_seeds=3, difference=-3.3),
+        dict(comparison="c", paper=1.3, this_run=0.2, this_run_std=0.5, n_seeds=3, difference=-1.1),
+        dict(comparison="d", paper=0.5, this_run=float("nan"), this_run_std=float("nan"), n_seeds=0,
+             difference=float("nan")),
+    ])
+    text = tables.describe_gains(frame).splitlines()
+    assert "+2.0 ± 0.5" in text[0] and "same direction" in text[0]
+    assert "opposite direction" in text[1]
+    assert "within one standard deviation" in text[2]
+    assert "not measured" in text[3]
