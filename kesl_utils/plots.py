@@ -90,3 +90,52 @@ def training_curves(histories: dict[str, list[list[dict]]], *, metric: str = "tr
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return ax
+
+
+def radial_dendrogram(hierarchy, group_depth: int, ax: plt.Axes, title: str, label_size: float = 5.5) -> plt.Axes:
+    """Draw ``hierarchy`` as a radial dendrogram: root in the centre, one ring per depth, classes outside.
+
+    Edges are elbows (an arc on the parent's ring, then a radial spoke) along each node's canonical
+    (shortest-path) parent; in a DAG the other hypernym edges are dashed red chords. Classes and edges
+    are coloured by their ancestor at ``group_depth`` (e.g. 1 = order in the CUB taxonomy).
+    """
+    from matplotlib.collections import LineCollection
+    from matplotlib.patches import Patch
+
+    h = hierarchy
+    polar = h.radial_layout()
+
+    def to_xy(angle, radius):
+        return radius * np.cos(angle), radius * np.sin(angle)
+
+    groups = sorted({h.path_from_root(c)[group_depth] for c in h.classes if h.depth(c) >= group_depth}, key=h.name)
+    # Dark shades first; grey is kept for nodes above the colouring depth.
+    palette = [c for c in plt.get_cmap("tab20").colors[0::2] + plt.get_cmap("tab20").colors[1::2] if len(set(c)) > 1]
+    colour_of = dict(zip(groups, palette))
+    segments, colours, extra = [], [], []
+    for parent, child in h.graph.edges():
+        (a_p, r_p), (a_c, r_c) = polar[parent], polar[child]
+        if h.parent(child) != parent:
+            extra.append([to_xy(a_p, r_p), to_xy(a_c, r_c)])
+            continue
+        arc = np.linspace(a_p, a_c, max(2, int(abs(a_c - a_p) / 0.02)))
+        segments.append([to_xy(a, r_p) for a in arc] + [to_xy(a_c, r_c)])
+        path = h.path_from_root(child)
+        colours.append(colour_of.get(path[group_depth], "0.6") if len(path) > group_depth else "0.6")
+    ax.add_collection(LineCollection(segments, colors=colours, linewidths=0.8))
+    ax.add_collection(LineCollection(extra, colors="tab:red", linewidths=0.6, linestyles="--", alpha=0.5))
+    outer = max(r for _, r in polar.values())
+    for c, name in zip(h.classes, h.class_names()):
+        angle, _ = polar[c]
+        degrees = np.degrees(angle)
+        flip = 90 < degrees % 360 < 270
+        ax.text(*to_xy(angle, outer + 0.15), name, fontsize=label_size, va="center",
+                ha="right" if flip else "left", rotation=degrees + 180 if flip else degrees, rotation_mode="anchor")
+    ax.set_xlim(-1.45 * outer, 1.45 * outer)
+    ax.set_ylim(-1.45 * outer, 1.45 * outer)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title)
+    ax.legend(handles=[Patch(color=colour_of[g], label=h.name(g)) for g in groups], loc="upper left",
+              bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    return ax
