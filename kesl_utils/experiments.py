@@ -5,8 +5,8 @@ seeds, backbone stand-in, hardware switches), never the science: λ, T, α, β, 
 hierarchy and the metrics are the same in every profile.
 
 * ``smoke``: seconds; 16 px synthetic images, 2 per class, one epoch of 2 batches.
-* ``quick``: CPU, about 30 min for all tables with 3 seeds; 32 px synthetic images over each
-  dataset's real hierarchy, 15 train / 10 test per class, 5 epochs, ResNet-18 standing in for
+* ``quick``: CPU, all tables with 3 seeds (54 runs); 32 px synthetic images over each
+  dataset's real hierarchy, 12 train / 10 test per class, 4 epochs, ResNet-18 standing in for
   ResNet-50 in tables 1–4 (table 5 keeps all three backbones).
 * ``paper``: the real datasets. CUB: ImageNet-pretrained ResNet-50 at 448 px, classifier lr
   0.1 and backbone lr 0.01, 90 epochs, lr ÷10 every 30, batch 32, weight decay 1e-4.
@@ -50,8 +50,8 @@ PROFILES = {
         "seeds": (0,),
     },
     "quick": {
-        "base": dict(_SYNTHETIC_BASE, image_size=32, n_per_class=15, n_test_per_class=10, epochs=5,
-                     batch_size=128, eval_every=5),
+        "base": dict(_SYNTHETIC_BASE, image_size=32, n_per_class=12, n_test_per_class=10, epochs=4,
+                     batch_size=128, eval_every=4),
         "datasets": {},
         "seeds": (0, 1, 2),
     },

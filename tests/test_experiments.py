@@ -152,7 +152,7 @@ def test_profile_budgets():
     quick = experiments.profile_config("quick", "mini_imagenet")
     assert (quick.source, quick.image_size, quick.n_per_class, quick.n_test_per_class, quick.epochs,
             quick.batch_size, quick.eval_every, quick.lr, quick.weight_decay, quick.schedule) == \
-        ("synthetic", 32, 15, 10, 5, 128, 5, 0.1, 5e-4, "cosine")
+        ("synthetic", 32, 12, 10, 4, 128, 4, 0.1, 5e-4, "cosine")
     cub = experiments.profile_config("paper", "cub")
     assert (cub.source, cub.image_size, cub.backbone, cub.pretrained, cub.backbone_lr_mult, cub.lr,
             cub.epochs, cub.schedule, cub.step_size, cub.gamma, cub.batch_size, cub.weight_decay,
