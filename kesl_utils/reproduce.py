@@ -14,27 +14,15 @@ import argparse
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from . import paths
 from .paper import TITLES
+from .records import git_commit
 
 TABLE_ORDER = list(TITLES)
-
-
-def git_commit() -> str:
-    """The repository's HEAD commit, with ``-dirty`` when the work tree has uncommitted changes."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.PROJECT_ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=paths.PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
-        return head + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _failed_cell(error) -> str:
@@ -117,12 +105,37 @@ def write_results_readme() -> Path:
     return paths.atomic_write_text(root / "README.md", "\n".join(lines))
 
 
+def publish_notebooks(executed_dir: Path, target_dir: Path) -> list[Path]:
+    """Copy executed notebooks over the committed ones, minus papermill's injected-parameters cell.
+
+    This is how the committed notebooks come to hold the outputs of a clean top-to-bottom run: the
+    parameters cell keeps its literals (the profile that ran is in the executed copy and in
+    ``reproduce.json``), and the outputs below it are the run's own.
+    """
+    import nbformat
+
+    written = []
+    for executed in sorted(executed_dir.glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(executed, as_version=4)
+        nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+        nb.metadata.pop("papermill", None)
+        for cell in nb.cells:
+            cell.get("metadata", {}).pop("papermill", None)
+            cell.get("metadata", {}).pop("execution", None)
+        target = target_dir / executed.name
+        paths.atomic_write_text(target, nbformat.writes(nb) + "\n")
+        written.append(target)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run, in order (default: notebooks/NN_*.ipynb)")
     parser.add_argument("--profile", default="quick", choices=paths.PROFILES)
     parser.add_argument("--data-root", default="data/raw", help="root of the real datasets (paper profile)")
     parser.add_argument("--report-only", action="store_true", help="only rebuild results/README.md")
+    parser.add_argument("--publish", action="store_true",
+                        help="copy the executed notebooks of the last run over notebooks/ (outputs for readers)")
     args = parser.parse_args(argv)
     if not args.report_only:
         notebooks = args.notebooks or sorted((paths.PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -134,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                                 data_root=args.data_root, output_dir=paths.results_dir() / "notebooks")
         write_summary(args.profile, timings, args.data_root)
         print(f"[reproduce] all {len(timings)} notebooks ran in {(time.perf_counter() - start) / 60:.1f} min")
+    if args.publish:
+        for target in publish_notebooks(paths.results_dir() / "notebooks", paths.PROJECT_ROOT / "notebooks"):
+            print(f"[reproduce] published {target.relative_to(paths.PROJECT_ROOT)}")
     readme = write_results_readme()
     print(f"[reproduce] wrote {readme}")
     return 0

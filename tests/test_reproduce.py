@@ -1,0 +1,40 @@
+"""The reproduce runner's bookkeeping: publishing executed notebooks and the results summary page."""
+import json
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from kesl_utils import reproduce
+
+
+def test_publish_strips_papermills_injected_cell(tmp_path):
+    executed, target = tmp_path / "executed", tmp_path / "notebooks"
+    executed.mkdir(), target.mkdir()
+    nb = new_notebook(cells=[new_markdown_cell("# t"), new_code_cell('PROFILE = "quick"'),
+                             new_code_cell('PROFILE = "smoke"'), new_code_cell("1 + 1")])
+    nb.cells[1].metadata["tags"] = ["parameters"]
+    nb.cells[2].metadata["tags"] = ["injected-parameters"]
+    nb.cells[3].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=3)]
+    nb.metadata["papermill"] = {"parameters": {"PROFILE": "smoke"}}
+    nbformat.write(nb, executed / "03_x.ipynb")
+    (published,) = reproduce.publish_notebooks(executed, target)
+    out = nbformat.read(published, as_version=4)
+    assert [c.source for c in out.cells] == ["# t", 'PROFILE = "quick"', "1 + 1"]
+    assert out.cells[2].outputs[0]["data"]["text/plain"] == "2"
+    assert "papermill" not in out.metadata
+
+
+def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path, monkeypatch):
+    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path))
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "cub_comparison.md").write_text("### Table 1\n\n| a |\n|---|\n| 1 |\n")
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "cub_comparison_quick.png").write_bytes(b"png")
+    (tmp_path / "reproduce.json").write_text(json.dumps({
+        "profile": "quick", "date": "2026-01-01 00:00 UTC", "git_commit": "abc", "total_seconds": 600.0,
+        "notebooks": [{"notebook": "03_cub_comparison.ipynb", "seconds": 600.0}]}))
+    text = reproduce.write_results_readme().read_text()
+    assert "profile: `quick`" in text and "total wall time: 10.0 min" in text
+    assert "Not a reproduction of the paper's numbers" in text
+    assert "### Table 1" in text and "figures/cub_comparison_quick.png" in text
+    assert "| [03_cub_comparison.ipynb](notebooks/03_cub_comparison.ipynb) | 600 |" in text
