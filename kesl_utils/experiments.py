@@ -214,7 +214,7 @@ def run_all(configs: Sequence[Config], *, data_root=None, device=None, force: bo
     ``<run_id>.failed.json`` (retried next time) and does not stop the others; Ctrl-C stops
     the batch (rerun to resume; finished runs are kept).
     """
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     from .train import run
 

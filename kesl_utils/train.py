@@ -181,7 +181,7 @@ def _report_skipped(dataset, before: Optional[int]) -> Optional[int]:
 
 
 def _progress(total: int, desc: str, quiet: bool):
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     return tqdm(total=total, desc=desc, disable=quiet, leave=False, unit="batch",
                 dynamic_ncols=True)
@@ -372,7 +372,7 @@ def run(config: Config, *, data_root=None, device=None, force: bool = False, qui
     else:
         shutil.rmtree(checkpoint_dir(config.run_id), ignore_errors=True)
 
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     from .data import build_dataset, build_loader
     from .metrics import class_distance_matrix
