@@ -25,6 +25,7 @@ from typing import Iterable, Optional, Sequence
 
 import pandas as pd
 
+from . import paper
 from .config import DATASETS, METRIC_KEYS, Config, _check_names, field_names
 from .records import RunRecord, git_commit, library_versions, load_record, save_record, utc_now
 
@@ -73,32 +74,18 @@ PROFILES = {
 TABLES = ("cub_comparison", "general_recognition", "label_smoothing", "hyperparameter_ablation",
           "backbone_ablation")
 
-#: Table 4 of the paper row by row, as printed and as we read it, with the config overrides of
-#: each row (rows that print the same setting map to the same config and run once).
-ABLATION_ROWS = (
-    {"row": 1, "printed": ("–", "–", "1", "0"), "lam": None, "T": None, "alpha": 1.0, "beta": 0.0,
-     "overrides": dict(BASELINE), "reading": "only L_CE: KESL with β = 0 is cross-entropy"},
-    {"row": 2, "printed": ("0.5", "16", "0", "1"), "lam": 0.5, "T": 16.0, "alpha": 0.0, "beta": 1.0,
-     "reading": "only L_KL"},
-    {"row": 3, "printed": ("", "2", "1", "1"), "lam": 0.5, "T": 2.0, "alpha": 1.0, "beta": 1.0,
-     "reading": "blank λ read as 0.5"},
-    {"row": 4, "printed": ("0.5", "5", "1", "1"), "lam": 0.5, "T": 5.0, "alpha": 1.0, "beta": 1.0,
-     "reading": ""},
-    {"row": 5, "printed": ("", "16", "1", "1"), "lam": 0.5, "T": 16.0, "alpha": 1.0, "beta": 1.0,
-     "reading": "blank λ read as 0.5"},
-    {"row": 6, "printed": ("0.5", "16", "1", "1"), "lam": 0.5, "T": 16.0, "alpha": 1.0, "beta": 1.0,
-     "reading": "same setting as row 5"},
-    {"row": 7, "printed": ("0.5", "16", "0.1", "1"), "lam": 0.5, "T": 16.0, "alpha": 0.1, "beta": 1.0,
-     "reading": ""},
-    {"row": 8, "printed": ("", "2", "1", "1"), "lam": 0.5, "T": 2.0, "alpha": 1.0, "beta": 1.0,
-     "reading": "blank λ read as 0.5; same setting as row 3"},
-    {"row": 9, "printed": ("0.5", "2", "1", "0.1"), "lam": 0.5, "T": 2.0, "alpha": 1.0, "beta": 0.1,
-     "reading": "Ours (printed 97.1, read as 87.1)"},
-)
-for _row in ABLATION_ROWS:
-    _row.setdefault("overrides", {"loss": "kesl", "lam": _row["lam"], "T": _row["T"],
-                                  "alpha": _row["alpha"], "beta": _row["beta"], "kl": "reverse"})
-del _row
+def ablation_overrides() -> list[dict]:
+    """Table 4 row by row (as :func:`kesl_utils.paper.hyperparameter_ablation` reads it) as config overrides.
+
+    The first row (only L_CE) is the cross-entropy baseline; rows that print the same setting give
+    equal overrides, hence the same config, which runs once.
+    """
+    rows = paper.hyperparameter_ablation()
+    return [dict(BASELINE) if pd.isna(lam) else
+            {"loss": "kesl", "lam": float(lam), "T": float(T), "alpha": float(alpha), "beta": float(beta),
+             "kl": "reverse"}
+            for lam, T, alpha, beta in zip(rows["lam"], rows["T"], rows["alpha"], rows["beta"])]
+
 
 BACKBONE_ORDER = ("mobilenet_v2", "resnet18", "resnet50")
 
@@ -144,7 +131,7 @@ def _table_variants(table: str) -> list[tuple[str, dict]]:
         return [("cub", dict(LABEL_SMOOTHING, lr=0.01)), ("cub", dict(LABEL_SMOOTHING, lr=0.001)),
                 ("cub", dict(OURS, lr=0.1)), ("cub", dict(OURS, lr=0.01))]
     if table == "hyperparameter_ablation":
-        return [("cub", row["overrides"]) for row in ABLATION_ROWS]
+        return [("cub", overrides) for overrides in ablation_overrides()]
     if table == "backbone_ablation":
         return [("cub", dict(v, backbone=b)) for b in BACKBONE_ORDER for v in (BASELINE, OURS)]
     raise ValueError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")

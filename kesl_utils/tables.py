@@ -18,9 +18,8 @@ import pandas as pd
 
 from . import paper, paths
 
-#: The configuration behind "Ours" in Tables 1, 3 and 5 (Table 4's last row, read as 87.1).
-OURS = {"loss": "kesl", "lam": 0.5, "T": 2.0, "alpha": 1.0, "beta": 0.1}
-BASELINE = {"loss": "ce"}
+from .experiments import BASELINE, OURS  # "Ours" = Table 4's last row (λ 0.5, T 2, α 1, β 0.1)
+
 METRIC = "top1"
 
 
@@ -152,27 +151,27 @@ def gains(name: str, results: pd.DataFrame) -> pd.DataFrame:
         rows.append(_gain_row("Ours − Baseline (CUB)", round(87.1 - 85.8, 1),
                               gain(results, dict(dataset="cub", **BASELINE), dict(dataset="cub", **OURS))))
     elif name == "general_recognition":
-        frame = paper.general_recognition()
-        for dataset, part in frame.groupby("dataset", sort=False):
-            p = part.set_index("method")["top1"]
-            rows.append(_gain_row(f"Ours − Baseline ({part['dataset_name'].iloc[0]})",
-                                  round(p["Ours"] - p["Baseline"], 1),
-                                  gain(results, dict(dataset=dataset, **BASELINE), dict(dataset=dataset, **OURS))))
+        rows += _gains_per(results, paper.general_recognition(), "dataset", "dataset_name", {})
     elif name == "label_smoothing":
         rows.append(_gain_row("Ours (lr 0.1) − label smoothing (lr 0.001)", round(87.1 - 86.5, 1),
                               gain(results, dict(dataset="cub", loss="label_smoothing", lr=0.001),
                                    dict(dataset="cub", lr=0.1, **OURS))))
     elif name == "backbone_ablation":
-        frame = paper.backbone_ablation()
-        for backbone, part in frame.groupby("backbone", sort=False):
-            p = part.set_index("method")["top1"]
-            rows.append(_gain_row(f"Ours − Baseline ({part['backbone_name'].iloc[0]})",
-                                  round(p["Ours"] - p["Baseline"], 1),
-                                  gain(results, dict(dataset="cub", backbone=backbone, **BASELINE),
-                                       dict(dataset="cub", backbone=backbone, **OURS))))
+        rows += _gains_per(results, paper.backbone_ablation(), "backbone", "backbone_name", {"dataset": "cub"})
     else:
         raise ValueError(f"unknown table {name!r}; expected one of {', '.join(BUILDERS)}")
     return pd.DataFrame(rows)
+
+
+def _gains_per(results: pd.DataFrame, frame: pd.DataFrame, key: str, display: str, fixed: dict) -> list[dict]:
+    """One gain row per value of ``key`` (a dataset or a backbone) of a Baseline/Ours paper table."""
+    rows = []
+    for value, part in frame.groupby(key, sort=False):
+        p = part.set_index("method")["top1"]
+        match = {**fixed, key: value}
+        rows.append(_gain_row(f"Ours − Baseline ({part[display].iloc[0]})", round(p["Ours"] - p["Baseline"], 1),
+                              gain(results, {**match, **BASELINE}, {**match, **OURS})))
+    return rows
 
 
 def _backbone(results: pd.DataFrame, match: dict | None) -> str:

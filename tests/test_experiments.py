@@ -210,16 +210,17 @@ def test_table_contents():
 
 def test_ablation_rows_match_the_papers_table():
     printed = paper.hyperparameter_ablation()
-    assert len(printed) == len(experiments.ABLATION_ROWS)
-    for row, (_, p) in zip(experiments.ABLATION_ROWS, printed.iterrows()):
-        assert (row["alpha"], row["beta"]) == (p["alpha"], p["beta"])
-        assert row["printed"][:2] == (p["lam_printed"], p["T_printed"])
-        config = experiments.profile_config("quick", "cub", **row["overrides"])
-        if row["lam"] is None:
-            assert config.loss == "ce"
-        else:
-            assert (config.loss, config.lam, config.T, config.alpha, config.beta) == \
-                ("kesl", row["lam"], row["T"], row["alpha"], row["beta"])
+    overrides = experiments.ablation_overrides()
+    assert len(overrides) == len(printed) == 9
+    configs = [experiments.profile_config("quick", "cub", **o) for o in overrides]
+    assert configs[0].loss == "ce"
+    assert [(c.loss, c.lam, c.T, c.alpha, c.beta) for c in configs[1:]] == [
+        ("kesl", 0.5, 16.0, 0.0, 1.0), ("kesl", 0.5, 2.0, 1.0, 1.0), ("kesl", 0.5, 5.0, 1.0, 1.0),
+        ("kesl", 0.5, 16.0, 1.0, 1.0), ("kesl", 0.5, 16.0, 1.0, 1.0), ("kesl", 0.5, 16.0, 0.1, 1.0),
+        ("kesl", 0.5, 2.0, 1.0, 1.0), ("kesl", 0.5, 2.0, 1.0, 0.1)]
+    # printed duplicates share one run; the last row is "Ours"
+    assert configs[4].run_id == configs[5].run_id and configs[2].run_id == configs[7].run_id
+    assert configs[8] == experiments.profile_config("quick", "cub", **experiments.OURS)
 
 
 # -- run_all ------------------------------------------------------------------------------------

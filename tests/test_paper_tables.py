@@ -40,7 +40,7 @@ def test_unknown_table_name_is_an_error():
 
 
 def _runs(rows):
-    base = dict(dataset="cub", backbone="resnet18", lam=None, T=None, alpha=None, beta=None, lr=0.1,
+    base = dict(dataset="cub", backbone="resnet18", lam=None, T=None, alpha=None, beta=None, kl=None, lr=0.1,
                 status="finished")
     return pd.DataFrame([{**base, **r} for r in rows])
 

@@ -23,14 +23,6 @@ def cub_table() -> pd.DataFrame:
     return pd.read_csv(DIR / "cub_taxonomy.csv", dtype=str, keep_default_na=False)
 
 
-@pytest.fixture(scope="module")
-def wn():
-    if not W.wordnet_available():
-        pytest.skip("WordNet 3.0 is not available offline; apt-get install wordnet-base "
-                    "wordnet-sense-index")
-    return W.wordnet()
-
-
 def normalise(name: str) -> str:
     return " ".join(name.replace("_", " ").replace("-", " ").lower().split())
 

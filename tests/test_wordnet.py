@@ -24,14 +24,6 @@ DUGONG, MINIATURE_POODLE = "n02074367", "n02113712"
 BIRD = "n01503061"
 
 
-@pytest.fixture(scope="module")
-def wn():
-    if not W.wordnet_available():
-        pytest.skip("WordNet 3.0 is not available offline; apt-get install wordnet-base "
-                    "wordnet-sense-index")
-    return W.wordnet()
-
-
 def reference_distances(h: Hierarchy) -> np.ndarray:
     undirected = h.graph.to_undirected()
     return np.array([[nx.shortest_path_length(undirected, a, b) for b in h.classes]
