@@ -201,6 +201,7 @@ def format_table(table: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
     shown = shown.drop(columns=drop)
     if "top1_printed" in table.columns:
         shown.insert(shown.columns.get_loc("paper"), "printed", [f"{v:.1f}" for v in table["top1_printed"]])
+    shown = shown.rename(columns={"this_run_backbone": "backbone (this run)"})
     ordered = [c for c in shown.columns if c not in ("paper", "this run", "difference", "seeds")]
     return shown[ordered + ["paper", "this run", "difference", "seeds"]]
 
