@@ -85,6 +85,7 @@ def training_curves(histories: dict[str, list[list[dict]]], *, metric: str = "tr
         line, = ax.plot(mean.index, mean.values, marker="o", ms=3, label=label)
         ax.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.15)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_ylabel(metric.replace("_", " "))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
