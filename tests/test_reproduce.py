@@ -33,8 +33,13 @@ def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path, mo
     (tmp_path / "reproduce.json").write_text(json.dumps({
         "profile": "quick", "date": "2026-01-01 00:00 UTC", "git_commit": "abc", "total_seconds": 600.0,
         "notebooks": [{"notebook": "03_cub_comparison.ipynb", "seconds": 600.0}]}))
+    from kesl_utils.records import RunRecord, save_record
+    for i, seconds in enumerate((1800.0, 1800.0)):
+        save_record(RunRecord(run_id=f"r{i}", config={"profile": "quick"}, wall_time_s=seconds, device="cpu"))
+    save_record(RunRecord(run_id="s", config={"profile": "smoke"}, wall_time_s=7.0, device="cpu"))
     text = reproduce.write_results_readme().read_text()
-    assert "profile: `quick`" in text and "total wall time: 10.0 min" in text
+    assert "training time in the 2 `quick` run records: 1.00 h (cpu)" in text
+    assert "profile: `quick`" in text and "(cached runs are not retrained): 10.0 min" in text
     assert "Not a reproduction of the paper's numbers" in text
     assert "### Table 1" in text and "figures/cub_comparison_quick.png" in text
     assert "| [03_cub_comparison.ipynb](notebooks/03_cub_comparison.ipynb) | 600 |" in text
