@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import paper, paths
+from .hierarchy import DATASETS, load_hierarchy
 
 from .experiments import BASELINE, OURS  # "Ours" = Table 4's last row (λ 0.5, T 2, α 1, β 0.1)
 
@@ -64,6 +65,23 @@ def _attach(paper_rows: pd.DataFrame, results: pd.DataFrame, matches: list[dict 
     return table
 
 
+# An arm whose mean top-1 stays below this multiple of chance (100 / number of classes) has not
+# learned in the budget; a gain measured against it says nothing about the loss.
+NOT_LEARNED_FACTOR = 5.0
+
+
+def chance_top1(dataset: str) -> float:
+    """Top-1 (in %) of guessing uniformly among ``dataset``'s classes; NaN for an unknown dataset."""
+    if dataset not in DATASETS:
+        return math.nan
+    if dataset not in _CHANCE:
+        _CHANCE[dataset] = 100.0 / len(load_hierarchy(dataset).classes)
+    return _CHANCE[dataset]
+
+
+_CHANCE: dict[str, float] = {}
+
+
 def gain(results: pd.DataFrame, baseline: dict, ours: dict) -> tuple[float, float, int]:
     """Mean and std over seeds of (ours − baseline) top-1, pairing runs that share a seed."""
     a, b = seed_values(results, baseline), seed_values(results, ours)
@@ -71,9 +89,14 @@ def gain(results: pd.DataFrame, baseline: dict, ours: dict) -> tuple[float, floa
     return _summary(paired)
 
 
-def _gain_row(label: str, paper_gain: float, stats: tuple[float, float, int]) -> dict:
+def _gain_row(label: str, paper_gain: float, results: pd.DataFrame, baseline: dict, ours: dict) -> dict:
+    stats = gain(results, baseline, ours)
+    dataset = baseline.get("dataset", ours.get("dataset"))
     return {"comparison": label, "paper": paper_gain, "this_run": stats[0],
-            "this_run_std": stats[1], "n_seeds": stats[2], "difference": stats[0] - paper_gain}
+            "this_run_std": stats[1], "n_seeds": stats[2], "difference": stats[0] - paper_gain,
+            "baseline_top1": _summary(seed_values(results, baseline))[0],
+            "ours_top1": _summary(seed_values(results, ours))[0],
+            "chance_top1": chance_top1(dataset) if dataset else math.nan}
 
 
 # --- the five tables -----------------------------------------------------------------------------
@@ -148,14 +171,14 @@ def gains(name: str, results: pd.DataFrame) -> pd.DataFrame:
     """KESL − baseline per comparison the table makes, paper vs this run (paired by seed)."""
     rows = []
     if name in ("cub_comparison", "hyperparameter_ablation"):
-        rows.append(_gain_row("Ours − Baseline (CUB)", round(87.1 - 85.8, 1),
-                              gain(results, dict(dataset="cub", **BASELINE), dict(dataset="cub", **OURS))))
+        rows.append(_gain_row("Ours − Baseline (CUB)", round(87.1 - 85.8, 1), results,
+                              dict(dataset="cub", **BASELINE), dict(dataset="cub", **OURS)))
     elif name == "general_recognition":
         rows += _gains_per(results, paper.general_recognition(), "dataset", "dataset_name", {})
     elif name == "label_smoothing":
-        rows.append(_gain_row("Ours (lr 0.1) − label smoothing (lr 0.001)", round(87.1 - 86.5, 1),
-                              gain(results, dict(dataset="cub", loss="label_smoothing", lr=0.001),
-                                   dict(dataset="cub", lr=0.1, **OURS))))
+        rows.append(_gain_row("Ours (lr 0.1) − label smoothing (lr 0.001)", round(87.1 - 86.5, 1), results,
+                              dict(dataset="cub", loss="label_smoothing", lr=0.001),
+                              dict(dataset="cub", lr=0.1, **OURS)))
     elif name == "backbone_ablation":
         rows += _gains_per(results, paper.backbone_ablation(), "backbone", "backbone_name", {"dataset": "cub"})
     else:
@@ -170,7 +193,7 @@ def _gains_per(results: pd.DataFrame, frame: pd.DataFrame, key: str, display: st
         p = part.set_index("method")["top1"]
         match = {**fixed, key: value}
         rows.append(_gain_row(f"Ours − Baseline ({part[display].iloc[0]})", round(p["Ours"] - p["Baseline"], 1),
-                              gain(results, {**match, **BASELINE}, {**match, **OURS})))
+                              results, {**match, **BASELINE}, {**match, **OURS}))
     return rows
 
 
@@ -197,7 +220,8 @@ def format_table(table: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
     shown["paper"] = [f"{p:.{digits}f}" for p in table["paper"]]
     shown["seeds"] = [str(n) if n else "" for n in table["n_seeds"]]
     drop = [c for c in ("this_run", "this_run_std", "n_seeds", "reproduced_here", "dataset", "loss",
-                        "lam", "T", "top1_printed") if c in shown.columns]
+                        "lam", "T", "top1_printed", "baseline_top1", "ours_top1", "chance_top1")
+            if c in shown.columns]
     shown = shown.drop(columns=drop)
     if "top1_printed" in table.columns:
         shown.insert(shown.columns.get_loc("paper"), "printed", [f"{v:.1f}" for v in table["top1_printed"]])
@@ -261,14 +285,23 @@ def histories_by(results: pd.DataFrame, label: str | list[str]) -> dict[str, lis
 
 
 def describe_gains(gain_table: pd.DataFrame) -> str:
-    """One sentence per comparison, in words, from the measured gains (nothing here is hand-written)."""
+    """One sentence per comparison, in words, from the measured gains (nothing here is hand-written).
+
+    A comparison where either arm's mean top-1 stays below ``NOT_LEARNED_FACTOR`` × chance is called
+    out as "did not learn in this budget" instead of being read as a gain or a loss.
+    """
     lines = []
     for row in gain_table.itertuples(index=False):
         if row.n_seeds == 0 or pd.isna(row.this_run):
             lines.append(f"- {row.comparison}: not measured in this run (paper: {row.paper:+.1f}).")
             continue
         spread = row.this_run_std
-        if row.n_seeds < 2 or pd.isna(spread):
+        weakest = min(getattr(row, "baseline_top1", math.nan), getattr(row, "ours_top1", math.nan))
+        chance = getattr(row, "chance_top1", math.nan)
+        if not pd.isna(weakest) and not pd.isna(chance) and weakest < NOT_LEARNED_FACTOR * chance:
+            verdict = (f"but one arm reached only {weakest:.1f} % top-1 (chance: {chance:.1f} %), i.e. the network "
+                       f"did not learn in this budget, so this difference says nothing about the loss")
+        elif row.n_seeds < 2 or pd.isna(spread):
             verdict = "a single seed, so no spread to judge it by"
         elif abs(row.this_run) <= spread:
             verdict = "within one standard deviation of zero: no evidence of a gain or a loss at this budget"

@@ -102,3 +102,26 @@ def test_describe_gains_words_follow_the_numbers():
     assert "opposite direction" in text[1]
     assert "within one standard deviation" in text[2]
     assert "not measured" in text[3]
+
+
+def test_chance_level_of_the_shipped_hierarchies():
+    assert tables.chance_top1("cub") == pytest.approx(0.5)
+    assert tables.chance_top1("mini_imagenet") == pytest.approx(1.0)
+    assert tables.chance_top1("small_imagenet") == pytest.approx(0.5)
+    assert np.isnan(tables.chance_top1("my_own_dataset"))
+
+
+def test_a_gain_against_an_arm_that_did_not_learn_is_called_out():
+    # ResNet-50 at 1.4 % on 200 classes (2.8 × chance) next to MobileNetV2 at 12 % (24 × chance)
+    ours = dict(tables.OURS)
+    results = _runs([dict(loss="ce", backbone="resnet50", seed=0, top1=1.5),
+                     dict(ours, backbone="resnet50", seed=0, top1=1.0),
+                     dict(loss="ce", backbone="mobilenet_v2", seed=0, top1=12.0),
+                     dict(ours, backbone="mobilenet_v2", seed=0, top1=15.0)])
+    gains = tables.gains("backbone_ablation", results).set_index("comparison")
+    r50 = gains.loc["Ours − Baseline (ResNet-50)"]
+    assert r50["baseline_top1"] == 1.5 and r50["ours_top1"] == 1.0 and r50["chance_top1"] == pytest.approx(0.5)
+    text = dict(zip(gains.index, tables.describe_gains(gains.reset_index()).splitlines()))
+    assert "did not learn" in text["Ours − Baseline (ResNet-50)"] and "1.0 %" in text["Ours − Baseline (ResNet-50)"]
+    assert "did not learn" not in text["Ours − Baseline (MobileNetV2)"]
+    assert "baseline_top1" not in tables.format_table(gains.reset_index()).columns
