@@ -239,14 +239,25 @@ def to_markdown(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(name: str, table: pd.DataFrame, *, profile: str, note: str = "") -> dict[str, Path]:
-    """Write ``<results>/tables/<name>.{csv,md,tex}``: the numbers (csv) and the display form (md, tex)."""
+def write_table(name: str, table: pd.DataFrame, *, profile: str, note: str = "",
+                gains: pd.DataFrame | None = None) -> dict[str, Path]:
+    """Write ``<results>/tables/<name>.{csv,md,tex}``: the numbers (csv) and the display form (md, tex).
+
+    With ``gains`` (from :func:`gains`), the markdown also carries the KESL gain paired by seed and its
+    reading in words (:func:`describe_gains`), and the gains' numbers go to ``<name>_gains.csv``.
+    """
     folder = paths.tables_dir()
     shown = format_table(table)
     title = f"{paper.TITLES.get(name, name)} — profile `{profile}`"
     md = f"### {title}\n\n" + (f"{note}\n\n" if note else "") + to_markdown(shown)
+    if gains is not None:
+        md += ("\n\n**The KESL gain, paired by seed**\n\n" + to_markdown(format_table(gains)) + "\n\n"
+               + describe_gains(gains))
     tex = shown.to_latex(index=False, escape=True, caption=title.replace("`", ""), label=f"tab:{name}")
     out = {"csv": folder / f"{name}.csv", "md": folder / f"{name}.md", "tex": folder / f"{name}.tex"}
+    if gains is not None:
+        out["gains_csv"] = folder / f"{name}_gains.csv"
+        paths.atomic_write_text(out["gains_csv"], gains.assign(profile=profile).to_csv(index=False))
     paths.atomic_write_text(out["csv"], table.assign(profile=profile).to_csv(index=False))
     paths.atomic_write_text(out["md"], md)
     paths.atomic_write_text(out["tex"], tex)

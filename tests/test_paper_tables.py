@@ -89,6 +89,20 @@ def test_format_and_write(tmp_path, monkeypatch):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def test_written_table_carries_the_paired_gain(tmp_path, monkeypatch):
+    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path))
+    ours = dict(tables.OURS)
+    results = _runs([dict(loss="ce", seed=0, top1=40.0), dict(loss="ce", seed=1, top1=44.0),
+                     dict(ours, seed=0, top1=43.0), dict(ours, seed=1, top1=45.0)])
+    gains = tables.gains("cub_comparison", results)
+    files = tables.write_table("cub_comparison", tables.build_table("cub_comparison", results),
+                               profile="smoke", gains=gains)
+    md = files["md"].read_text()
+    assert "| Ours − Baseline (CUB) | 1.3 | 2.0 ± 1.4 | +0.7 | 2 |" in md
+    assert "same direction as the paper" in md
+    assert pd.read_csv(files["gains_csv"])["this_run"].iloc[0] == 2.0
+
+
 def test_describe_gains_words_follow_the_numbers():
     frame = pd.DataFrame([
         dict(comparison="a", paper=1.3, this_run=2.0, this_run_std=0.5, n_seeds=3, difference=0.7),
