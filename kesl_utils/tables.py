@@ -310,7 +310,7 @@ def describe_gains(gain_table: pd.DataFrame) -> str:
         weakest = min(getattr(row, "baseline_top1", math.nan), getattr(row, "ours_top1", math.nan))
         chance = getattr(row, "chance_top1", math.nan)
         if not pd.isna(weakest) and not pd.isna(chance) and weakest < NOT_LEARNED_FACTOR * chance:
-            verdict = (f"but one arm reached only {weakest:.1f} % top-1 (chance: {chance:.1f} %), i.e. the network "
+            verdict = (f"one arm reached only {weakest:.1f} % top-1 (chance: {chance:.1f} %), i.e. the network "
                        f"did not learn in this budget, so this difference says nothing about the loss")
         elif row.n_seeds < 2 or pd.isna(spread):
             verdict = "a single seed, so no spread to judge it by"
