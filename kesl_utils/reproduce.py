@@ -98,6 +98,9 @@ def write_results_readme() -> Path:
                   "does in that setting; the \"paper\" columns are the published numbers on the real datasets. "
                   "Compare the *gains* (Ours − Baseline), not the absolute accuracies.", ""]
     if summary.get("notebooks"):
+        lines += ["Executed copies are in `notebooks/` next to this page (git-ignored); the committed "
+                  "[`../notebooks/`](../notebooks/) hold the outputs of the run published with "
+                  "`python -m kesl_utils.reproduce --report-only --publish`.", ""]
         lines += ["| notebook | seconds |", "|---|---|"]
         lines += [f"| [{t['notebook']}](notebooks/{t['notebook']}) | {t['seconds']:.0f} |" for t in summary["notebooks"]]
         lines.append("")
@@ -118,7 +121,8 @@ def publish_notebooks(executed_dir: Path, target_dir: Path) -> list[Path]:
 
     This is how the committed notebooks come to hold the outputs of a clean top-to-bottom run: the
     parameters cell keeps its literals (the profile that ran is in the executed copy and in
-    ``reproduce.json``), and the outputs below it are the run's own.
+    ``reproduce.json``), and the outputs below it are the run's own. Execution counts are closed up
+    over the removed cell, so they read 1, 2, 3, … as in a top-to-bottom run in JupyterLab.
     """
     import nbformat
 
@@ -127,9 +131,17 @@ def publish_notebooks(executed_dir: Path, target_dir: Path) -> list[Path]:
         nb = nbformat.read(executed, as_version=4)
         nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
         nb.metadata.pop("papermill", None)
+        count = 0
         for cell in nb.cells:
             cell.get("metadata", {}).pop("papermill", None)
             cell.get("metadata", {}).pop("execution", None)
+            if cell.cell_type == "code" and cell.get("execution_count") is not None:
+                # The kernel ran the remaining cells in this order; only the removed cell's number is closed up.
+                count += 1
+                cell.execution_count = count
+                for output in cell.get("outputs", []):
+                    if output.get("output_type") == "execute_result":
+                        output["execution_count"] = count
         target = target_dir / executed.name
         paths.atomic_write_text(target, nbformat.writes(nb) + "\n")
         written.append(target)

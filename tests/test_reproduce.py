@@ -14,6 +14,8 @@ def test_publish_strips_papermills_injected_cell(tmp_path):
                              new_code_cell('PROFILE = "smoke"'), new_code_cell("1 + 1")])
     nb.cells[1].metadata["tags"] = ["parameters"]
     nb.cells[2].metadata["tags"] = ["injected-parameters"]
+    for count, cell in enumerate(nb.cells[1:], start=1):
+        cell.execution_count = count
     nb.cells[3].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=3)]
     nb.metadata["papermill"] = {"parameters": {"PROFILE": "smoke"}}
     nbformat.write(nb, executed / "03_x.ipynb")
@@ -21,6 +23,8 @@ def test_publish_strips_papermills_injected_cell(tmp_path):
     out = nbformat.read(published, as_version=4)
     assert [c.source for c in out.cells] == ["# t", 'PROFILE = "quick"', "1 + 1"]
     assert out.cells[2].outputs[0]["data"]["text/plain"] == "2"
+    assert [out.cells[1].execution_count, out.cells[2].execution_count] == [1, 2]
+    assert out.cells[2].outputs[0]["execution_count"] == 2
     assert "papermill" not in out.metadata
 
 
