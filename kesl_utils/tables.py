@@ -277,6 +277,57 @@ def profile_note(profile: str) -> str:
             "the same λ, T, α, β, points the same way. The ± is the standard deviation over seeds.")
 
 
+def mean_pair_distance(dataset: str) -> float:
+    """Mean d_ij = e_ij − 1 over all ordered pairs of distinct classes of ``dataset``'s shipped hierarchy."""
+    if dataset not in _PAIR_DISTANCE:
+        e = load_hierarchy(dataset).edge_distances().astype(float)
+        off_diagonal = ~np.eye(len(e), dtype=bool)
+        _PAIR_DISTANCE[dataset] = float((e[off_diagonal] - 1.0).mean())
+    return _PAIR_DISTANCE[dataset]
+
+
+_PAIR_DISTANCE: dict[str, float] = {}
+
+
+def mistake_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Where the mistakes fall, Baseline vs Ours, per dataset in ``results``.
+
+    ``mistake_severity`` is the mean d between the true and the predicted class over the wrong top-1
+    predictions; next to it, the mean d over all pairs of distinct classes — what the mistakes would
+    average if they fell at random. A ratio well below 1 means most mistakes are among near relatives.
+    Mean ± std over seeds, from the run records.
+    """
+    rows = []
+    datasets = [d for d in dict.fromkeys(results["dataset"]) if d in DATASETS] if len(results) else []
+    for dataset in datasets:
+        all_pairs = mean_pair_distance(dataset)
+        for method, match in (("Baseline", BASELINE), ("Ours", OURS)):
+            severity = _summary(seed_values(results, {"dataset": dataset, **match}, "mistake_severity"))
+            hdist = _summary(seed_values(results, {"dataset": dataset, **match}, "hdist@1"))
+            if severity[2] == 0:
+                continue
+            rows.append({"dataset": dataset, "method": method, "mistake_severity": severity[0],
+                         "mistake_severity_std": severity[1], "hdist@1": hdist[0], "all_pairs_d": all_pairs,
+                         "ratio": severity[0] / all_pairs, "n_seeds": severity[2]})
+    return pd.DataFrame(rows, columns=["dataset", "method", "mistake_severity", "mistake_severity_std", "hdist@1",
+                                       "all_pairs_d", "ratio", "n_seeds"])
+
+
+def format_mistakes(summary: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """A display copy of :func:`mistake_summary`."""
+    def cell(mean, std):
+        return f"{mean:.{digits}f}" if pd.isna(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return pd.DataFrame({
+        "dataset": summary["dataset"], "method": summary["method"],
+        "mean d of mistakes": [cell(m, s) for m, s in zip(summary["mistake_severity"],
+                                                          summary["mistake_severity_std"])],
+        "hdist@1": [f"{v:.{digits}f}" for v in summary["hdist@1"]],
+        "mean d, all pairs": [f"{v:.{digits}f}" for v in summary["all_pairs_d"]],
+        "ratio": [f"{v:.{digits}f}" for v in summary["ratio"]],
+        "seeds": summary["n_seeds"].astype(int).astype(str),
+    })
+
+
 def histories_by(results: pd.DataFrame, label: str | list[str]) -> dict[str, list[list[dict]]]:
     """Per-epoch histories of the finished runs in ``results``, grouped by ``label`` column(s).
 

@@ -139,3 +139,26 @@ def test_a_gain_against_an_arm_that_did_not_learn_is_called_out():
     assert "did not learn" in text["Ours − Baseline (ResNet-50)"] and "1.0 %" in text["Ours − Baseline (ResNet-50)"]
     assert "did not learn" not in text["Ours − Baseline (MobileNetV2)"]
     assert "baseline_top1" not in tables.format_table(gains.reset_index()).columns
+
+
+def test_mean_pair_distance_of_the_cub_taxonomy():
+    # all CUB leaves sit four edges below the root: e ∈ {2, 4, 6, 8}, so d ∈ {1, 3, 5, 7}
+    assert tables.mean_pair_distance("cub") == pytest.approx(5.95, abs=0.005)
+    assert 1.0 < tables.mean_pair_distance("mini_imagenet")
+
+
+def test_mistake_summary_reads_severity_from_the_records():
+    ours = dict(tables.OURS)
+    results = _runs([dict(loss="ce", seed=0, top1=30.0, mistake_severity=2.0, **{"hdist@1": 1.4}),
+                     dict(loss="ce", seed=1, top1=31.0, mistake_severity=3.0, **{"hdist@1": 2.0}),
+                     dict(ours, seed=0, top1=29.0, mistake_severity=2.5, **{"hdist@1": 1.8})])
+    summary = tables.mistake_summary(results).set_index("method")
+    all_pairs = tables.mean_pair_distance("cub")
+    assert summary.loc["Baseline", "mistake_severity"] == 2.5
+    assert summary.loc["Baseline", "mistake_severity_std"] == pytest.approx(math.sqrt(0.5))
+    assert summary.loc["Baseline", "hdist@1"] == pytest.approx(1.7)
+    assert summary.loc["Baseline", "ratio"] == pytest.approx(2.5 / all_pairs)
+    assert summary.loc["Ours", "n_seeds"] == 1 and np.isnan(summary.loc["Ours", "mistake_severity_std"])
+    shown = tables.format_mistakes(summary.reset_index())
+    assert shown["mean d of mistakes"].tolist() == ["2.50 ± 0.71", "2.50"]
+    assert tables.mistake_summary(results.iloc[0:0]).empty
