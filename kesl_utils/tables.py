@@ -10,6 +10,7 @@ removes the seed-to-seed variation they have in common — then averaged.
 """
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -70,32 +71,35 @@ def _attach(paper_rows: pd.DataFrame, results: pd.DataFrame, matches: list[dict 
 NOT_LEARNED_FACTOR = 5.0
 
 
+@functools.lru_cache(maxsize=None)
+def _edge_distances(dataset: str) -> np.ndarray:
+    """e_ij of ``dataset``'s shipped hierarchy, computed once per process (chance and pair distances)."""
+    return load_hierarchy(dataset).edge_distances()
+
+
 def chance_top1(dataset: str) -> float:
     """Top-1 (in %) of guessing uniformly among ``dataset``'s classes; NaN for an unknown dataset."""
     if dataset not in DATASETS:
         return math.nan
-    if dataset not in _CHANCE:
-        _CHANCE[dataset] = 100.0 / len(load_hierarchy(dataset).classes)
-    return _CHANCE[dataset]
+    return 100.0 / len(_edge_distances(dataset))
 
 
-_CHANCE: dict[str, float] = {}
+def _paired_gain(baseline: pd.Series, ours: pd.Series) -> tuple[float, float, int]:
+    return _summary((ours - baseline).dropna())
 
 
 def gain(results: pd.DataFrame, baseline: dict, ours: dict) -> tuple[float, float, int]:
     """Mean and std over seeds of (ours − baseline) top-1, pairing runs that share a seed."""
-    a, b = seed_values(results, baseline), seed_values(results, ours)
-    paired = (b - a).dropna()
-    return _summary(paired)
+    return _paired_gain(seed_values(results, baseline), seed_values(results, ours))
 
 
 def _gain_row(label: str, paper_gain: float, results: pd.DataFrame, baseline: dict, ours: dict) -> dict:
-    stats = gain(results, baseline, ours)
+    a, b = seed_values(results, baseline), seed_values(results, ours)
+    stats = _paired_gain(a, b)
     dataset = baseline.get("dataset", ours.get("dataset"))
     return {"comparison": label, "paper": paper_gain, "this_run": stats[0],
             "this_run_std": stats[1], "n_seeds": stats[2], "difference": stats[0] - paper_gain,
-            "baseline_top1": _summary(seed_values(results, baseline))[0],
-            "ours_top1": _summary(seed_values(results, ours))[0],
+            "baseline_top1": _summary(a)[0], "ours_top1": _summary(b)[0],
             "chance_top1": chance_top1(dataset) if dataset else math.nan}
 
 
@@ -206,16 +210,17 @@ def _backbone(results: pd.DataFrame, match: dict | None) -> str:
 
 # --- formatting and files -------------------------------------------------------------------------
 
+def _mean_std(mean: float, std: float, digits: int) -> str:
+    """``mean ± std``; the mean alone without a spread, empty when nothing was measured."""
+    if pd.isna(mean):
+        return ""
+    return f"{mean:.{digits}f}" if pd.isna(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
 def format_table(table: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
     """A display copy: "this run" as ``mean ± std``, differences signed, empty where not measured."""
     shown = table.copy()
-
-    def cell(mean, std):
-        if pd.isna(mean):
-            return ""
-        return f"{mean:.{digits}f}" if pd.isna(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-    shown["this run"] = [cell(m, s) for m, s in zip(table["this_run"], table["this_run_std"])]
+    shown["this run"] = [_mean_std(m, s, digits) for m, s in zip(table["this_run"], table["this_run_std"])]
     shown["difference"] = ["" if pd.isna(d) else f"{d:+.{digits}f}" for d in table["difference"]]
     shown["paper"] = [f"{p:.{digits}f}" for p in table["paper"]]
     shown["seeds"] = [str(n) if n else "" for n in table["n_seeds"]]
@@ -279,14 +284,9 @@ def profile_note(profile: str) -> str:
 
 def mean_pair_distance(dataset: str) -> float:
     """Mean d_ij = e_ij − 1 over all ordered pairs of distinct classes of ``dataset``'s shipped hierarchy."""
-    if dataset not in _PAIR_DISTANCE:
-        e = load_hierarchy(dataset).edge_distances().astype(float)
-        off_diagonal = ~np.eye(len(e), dtype=bool)
-        _PAIR_DISTANCE[dataset] = float((e[off_diagonal] - 1.0).mean())
-    return _PAIR_DISTANCE[dataset]
-
-
-_PAIR_DISTANCE: dict[str, float] = {}
+    e = _edge_distances(dataset)
+    off_diagonal = ~np.eye(len(e), dtype=bool)
+    return float((e[off_diagonal].astype(float) - 1.0).mean())
 
 
 def mistake_summary(results: pd.DataFrame) -> pd.DataFrame:
@@ -315,12 +315,10 @@ def mistake_summary(results: pd.DataFrame) -> pd.DataFrame:
 
 def format_mistakes(summary: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     """A display copy of :func:`mistake_summary`."""
-    def cell(mean, std):
-        return f"{mean:.{digits}f}" if pd.isna(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
     return pd.DataFrame({
         "dataset": summary["dataset"], "method": summary["method"],
-        "mean d of mistakes": [cell(m, s) for m, s in zip(summary["mistake_severity"],
-                                                          summary["mistake_severity_std"])],
+        "mean d of mistakes": [_mean_std(m, s, digits) for m, s in zip(summary["mistake_severity"],
+                                                                       summary["mistake_severity_std"])],
         "hdist@1": [f"{v:.{digits}f}" for v in summary["hdist@1"]],
         "mean d, all pairs": [f"{v:.{digits}f}" for v in summary["all_pairs_d"]],
         "ratio": [f"{v:.{digits}f}" for v in summary["ratio"]],
