@@ -9,6 +9,8 @@ from torch.utils.data import DataLoader
 
 from kesl_utils.data import SyntheticHierarchical, build_dataset, build_loader, build_transforms
 
+TEN_CLASSES = (2, 5)  # branching of a 10-class toy tree
+
 
 class TinyHierarchy:
     """The part of kesl_utils.hierarchy.Hierarchy the generator uses, on a hand-built tree."""
@@ -205,6 +207,8 @@ def test_dag_uses_all_ancestors():
     (dict(image_size=2), "image_size"),
     (dict(split=""), "split"),
     (dict(scale_range=(1.2, 1.0)), "scale_range"),
+    (dict(label_noise=-0.1), "label_noise must be a real number in \\[0, 1\\]"),
+    (dict(label_noise=float("nan")), "label_noise must be a real number"),
 ])
 def test_bad_arguments_are_named(tree, kwargs, match):
     args = dict(split="train", n_per_class=2)
@@ -239,7 +243,8 @@ def test_build_dataset_and_loader_for_synthetic(tree):
     assert isinstance(test_loader.sampler, torch.utils.data.SequentialSampler) and not test_loader.drop_last
     assert sum(len(labels) for _, labels in test_loader) == len(default)
     gpu_loader = build_loader(ds, 16, train=True, device="cuda")
-    assert gpu_loader.pin_memory and gpu_loader.num_workers >= 1 and gpu_loader.persistent_workers
+    # Training workers are started afresh each epoch (exact resume, see build_loader).
+    assert gpu_loader.pin_memory and gpu_loader.num_workers >= 1 and not gpu_loader.persistent_workers
 
 
 def test_report_skipped_is_empty(tree):
@@ -256,3 +261,105 @@ def test_shipped_cub_hierarchy_label_order():
     assert ds.classes == list(hierarchy.classes) and len(ds) == 200
     assert all(len(nodes) == 4 for nodes in ds.class_nodes.values())  # order, family, genus, class
     assert [ds[i][1] for i in (0, 50, 100, 150)] == [0, 50, 100, 150]
+
+
+# ------------------------------------------------------------------------------ label noise
+def test_images_and_labels_are_pinned(tree):
+    """The image RNG streams must not move (runs and their cached records depend on them):
+    values computed before label noise existed, to a tolerance far below any stream change."""
+    ds = SyntheticHierarchical(tree, "train", n_per_class=3, image_size=8, seed=5)
+    assert ds[4][0][0, 2, :4].tolist() == pytest.approx([-0.6827, -4.5828, 2.904, 3.9491], abs=1e-3)
+    assert ds[40][0][0, 2, :4].tolist() == pytest.approx([-0.0699, 1.8902, 2.8547, 2.4189], abs=1e-3)
+    assert (ds[4][1], ds[40][1]) == (1, 13)
+
+
+@pytest.mark.parametrize("label_noise", [0.1, 0.25, 0.5, 1.0])
+def test_label_noise_relabels_exactly_round_share_to_another_class(tree, label_noise):
+    ds = SyntheticHierarchical(tree, "train", n_per_class=7, image_size=8, label_noise=label_noise)
+    n = len(ds)  # 18 classes × 7 = 126
+    noisy = ds.noisy_indices
+    assert len(noisy) == round(label_noise * n) and len(set(noisy.tolist())) == len(noisy)
+    assert noisy.tolist() == sorted(noisy.tolist()) and 0 <= noisy.min() and noisy.max() < n
+    targets, true = np.array(ds.targets), np.array(ds.true_targets)
+    assert true.tolist() == [i // 7 for i in range(n)]
+    assert (np.flatnonzero(targets != true) == noisy).all()  # a replaced label never equals the true one
+    assert ((0 <= targets) & (targets < 18)).all()
+    assert [ds[int(i)][1] for i in noisy[:5]] == targets[noisy[:5]].tolist()
+    assert [label for _, label in ds.__getitems__(noisy[:5].tolist())] == targets[noisy[:5]].tolist()
+
+
+def test_label_noise_is_uniform_over_the_other_classes():
+    ten = TinyHierarchy(branching=TEN_CLASSES)
+    ds = SyntheticHierarchical(ten, "train", n_per_class=600, image_size=4, label_noise=1.0)
+    targets, true = np.array(ds.targets), np.array(ds.true_targets)
+    pairs = np.zeros((10, 10), dtype=int)
+    np.add.at(pairs, (true, targets), 1)
+    assert np.trace(pairs) == 0
+    off_diagonal = pairs[~np.eye(10, dtype=bool)]  # 90 cells, 6000 / 90 ≈ 66.7 expected each
+    expected = 600 / 9
+    chi_square = ((off_diagonal - expected) ** 2 / expected).sum()
+    assert chi_square < 150  # 80 degrees of freedom: p ≈ 1e-6 at 150
+    assert off_diagonal.min() > 30 and off_diagonal.max() < 110
+    offsets = np.bincount((targets - true) % 10, minlength=10)
+    assert offsets[0] == 0 and offsets[1:].min() > 550 and offsets[1:].max() < 790
+
+
+def test_label_noise_depends_on_seed_and_split_only(tree):
+    def noisy(**kwargs):
+        args = dict(split="train", n_per_class=5, image_size=8, seed=0, label_noise=0.3)
+        args.update(kwargs)
+        ds = SyntheticHierarchical(tree, **args)
+        return ds.noisy_indices.tolist(), ds.targets
+
+    assert noisy() == noisy()
+    assert noisy() == noisy(image_size=16, noise_std=0.5)  # nuisance settings do not move it
+    assert noisy()[0] != noisy(seed=1)[0]
+    assert noisy()[0] != noisy(split="test")[0]
+    assert noisy(n_per_class=5)[0] != noisy(n_per_class=6)[0]
+
+
+def test_relabelled_image_keeps_its_appearance(tree):
+    clean = SyntheticHierarchical(tree, "train", n_per_class=4, image_size=8, seed=2)
+    noisy = SyntheticHierarchical(tree, "train", n_per_class=4, image_size=8, seed=2, label_noise=0.4)
+    for i in noisy.noisy_indices[:6].tolist():
+        image, label = noisy[i]
+        clean_image, clean_label = clean[i]
+        assert torch.equal(image, clean_image) and label != clean_label == noisy.true_targets[i]
+    batch = noisy.__getitems__(list(range(len(noisy))))
+    clean_batch = clean.__getitems__(list(range(len(clean))))
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(batch, clean_batch))
+
+
+def test_no_label_noise_is_the_clean_dataset(tree):
+    ds = SyntheticHierarchical(tree, "train", n_per_class=3, image_size=8, seed=5, label_noise=0.0)
+    assert ds.targets == ds.true_targets == [i // 3 for i in range(len(ds))]
+    assert len(ds.noisy_indices) == 0 and ds.label_noise == 0.0
+    default = SyntheticHierarchical(tree, "train", n_per_class=3, image_size=8, seed=5)
+    assert all(torch.equal(ds[i][0], default[i][0]) and ds[i][1] == default[i][1] for i in (0, 4, 40, 53))
+    assert "label_noise" not in repr(ds)
+    assert "label_noise=0.2" in repr(SyntheticHierarchical(tree, "train", 3, image_size=8, label_noise=0.2))
+
+
+def test_label_noise_needs_two_classes():
+    graph = nx.DiGraph([("root", "only")])
+
+    class One:
+        pass
+
+    one = One()
+    one.graph, one.classes, one.root = graph, ["only"], "root"
+    assert len(SyntheticHierarchical(one, "train", 2, image_size=8)) == 2
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        SyntheticHierarchical(one, "train", 2, image_size=8, label_noise=0.5)
+
+
+def test_build_dataset_adds_label_noise_to_the_training_split_only(tree):
+    kwargs = dict(source="synthetic", hierarchy=tree, image_size=8, n_per_class=5, seed=3, label_noise=0.2)
+    train = build_dataset("cub", "train", **kwargs)
+    test = build_dataset("cub", "test", **kwargs)
+    assert train.label_noise == 0.2 and len(train.noisy_indices) == round(0.2 * 90)
+    assert test.label_noise == 0.0 and test.targets == test.true_targets
+    loader = build_loader(train, 90, train=False, device="cpu")
+    assert next(iter(loader))[1].tolist() == train.targets
+    with pytest.raises(ValueError, match="label_noise must be a real number in \\[0, 1\\]"):
+        build_dataset("cub", "train", **dict(kwargs, label_noise=1.5))

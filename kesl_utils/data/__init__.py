@@ -6,16 +6,19 @@ tensor once a transform is applied (the synthetic set always returns a float ten
 
 * :mod:`.cub` — :class:`CUB200`; :mod:`.imagenet` — :class:`MiniImageNet`, :class:`ImageNetSubset`;
   :mod:`.synthetic` — :class:`SyntheticHierarchical`; :mod:`.transforms` — :func:`build_transforms`;
-  :mod:`.loaders` — :func:`build_dataset`, :func:`build_loader`;
-  :mod:`.image_files` — decoding, skip counting and the errors shared by the real datasets.
+  :mod:`.loaders` — :func:`build_dataset`, :func:`build_loader`, :func:`data_fingerprint`;
+  :mod:`.image_files` — decoding, skip counting, fingerprints, metadata reading and the errors
+  shared by the real datasets.
 
 Nothing here downloads: a missing dataset raises :class:`DatasetLayoutError` (a
-``FileNotFoundError``) naming the missing file, the expected layout and where to get it.
+``FileNotFoundError``) naming the missing file, the expected layout and where to get it; a
+malformed metadata file raises :class:`DatasetFormatError` (a ``ValueError``) naming the file,
+the line and what was expected.
 """
 from .cub import CUB200
-from .image_files import DatasetLayoutError, ImageDecodeError
+from .image_files import DatasetFormatError, DatasetLayoutError, ImageDecodeError
 from .imagenet import ImageNetSubset, MiniImageNet
-from .loaders import build_dataset, build_loader
+from .loaders import build_dataset, build_loader, data_fingerprint
 from .synthetic import SyntheticHierarchical
 from .transforms import build_transforms
 
@@ -27,6 +30,8 @@ __all__ = [
     "build_dataset",
     "build_loader",
     "build_transforms",
+    "data_fingerprint",
+    "DatasetFormatError",
     "DatasetLayoutError",
     "ImageDecodeError",
 ]

@@ -6,9 +6,16 @@ with ``skip_bad_images=True``, is replaced by the next decodable sample and coun
 live in a shared-memory tensor, so skips that happen inside ``DataLoader`` worker processes are
 visible to the main process (fork and spawn alike); :meth:`ImageFileDataset.report_skipped`
 warns once with the files skipped since the previous report (the trainer calls it once per epoch).
+
+:meth:`ImageFileDataset.fingerprint` identifies a split by its files (paths relative to the
+dataset root, sizes, labels) without decoding them. :func:`read_text_lines` reads the datasets'
+metadata files (CUB's ``*.txt``, Mini-ImageNet's csv, Tiny-ImageNet's annotations) so that a
+malformed file raises :class:`DatasetFormatError` naming the file, the line and what was expected.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import warnings
@@ -21,6 +28,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 __all__ = [
+    "DatasetFormatError",
     "DatasetLayoutError",
     "ImageDecodeError",
     "ImageFileDataset",
@@ -29,10 +37,13 @@ __all__ = [
     "is_wnid",
     "list_images",
     "load_rgb",
+    "read_text_lines",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _WNID = re.compile(r"^n\d{8}$")
+# Changes whenever what fingerprint() hashes changes, so old and new digests never collide.
+_FINGERPRINT_FORMAT = "kesl_utils.ImageFileDataset.fingerprint/1"
 
 
 class DatasetLayoutError(FileNotFoundError):
@@ -50,6 +61,27 @@ class DatasetLayoutError(FileNotFoundError):
 
     def __str__(self) -> str:  # FileNotFoundError would otherwise print "[Errno None] ..." forms
         return self.args[0]
+
+
+class DatasetFormatError(ValueError):
+    """A dataset's metadata file is malformed (bad field, duplicate id, not UTF-8 text, …).
+
+    A ``ValueError``, not a :class:`DatasetLayoutError`: the file exists, its content is wrong, and
+    re-downloading is rarely the cure. The message reads ``<file>:<line>: <problem>: <text>;
+    expected <what>``; the parts are the attributes ``path``, ``line`` (1-based, ``None`` for the
+    whole file), ``text`` and ``expected``.
+    """
+
+    def __init__(self, path: os.PathLike | str, line: Optional[int], problem: str, text: object = None,
+                 expected: str = ""):
+        self.path, self.line, self.text, self.expected = Path(path), line, text, expected
+        message = f"{self.path}:{line}: {problem}" if line is not None else f"{self.path}: {problem}"
+        if text is not None:
+            shown = text if len(text) <= 80 else text[:80]
+            message += f": {shown!r}" + (" (truncated)" if len(text) > 80 else "")
+        if expected:
+            message += f"; expected {expected}"
+        super().__init__(message)
 
 
 class ImageDecodeError(OSError):
@@ -81,6 +113,39 @@ def load_rgb(path: os.PathLike | str) -> Image.Image:
     with open(path, "rb") as handle:
         image = Image.open(handle)
         return image.convert("RGB")
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def read_text_lines(path: os.PathLike | str) -> list[tuple[int, str]]:
+    """Every line of the text file ``path`` as ``(line number, text)``, numbered from 1.
+
+    A UTF-8 byte-order mark at the start is dropped: Windows editors add one on saving and it
+    carries no information, so rejecting it would only make a user hunt for an invisible
+    character. Line ends may be ``\\n`` or ``\\r\\n``. A NUL byte (a binary or UTF-16 file) or bytes
+    that are not UTF-8 raise :class:`DatasetFormatError` naming the line.
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM):]
+    raw_lines = data.split(b"\n")
+    if raw_lines and raw_lines[-1] == b"":
+        raw_lines.pop()
+    lines = []
+    for number, raw in enumerate(raw_lines, 1):
+        if b"\x00" in raw:
+            raise DatasetFormatError(path, number, "binary content (a NUL byte), not a text file", raw,
+                                     "UTF-8 text (a UTF-16 file, as some Windows editors save, "
+                                     "also has NUL bytes: save it as UTF-8)")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise DatasetFormatError(path, number, f"not UTF-8 (byte 0x{raw[error.start]:02x} at column "
+                                     f"{error.start + 1})", raw, "UTF-8 text") from None
+        lines.append((number, text[:-1] if text.endswith("\r") else text))
+    return lines
 
 
 def _listing(items: Iterable[str], limit: int = 20) -> str:
@@ -121,15 +186,18 @@ class ImageFileDataset(Dataset):
         classes: class ids in label order (the hierarchy's ``classes``).
         transform: callable applied to the RGB PIL image (``None``: return the PIL image).
         skip_bad_images: replace an undecodable image by the next decodable one instead of raising.
+        root: the dataset's root folder; every sample lies under it (needed by :meth:`fingerprint`).
 
     Attributes:
-        samples, targets, classes.
+        samples, targets, classes, root.
         n_skipped: skips so far (cumulative; a file skipped in two epochs counts twice).
         bad_images: set of paths (str) that failed to decode so far.
     """
 
     def __init__(self, samples: Sequence[tuple[Path, int]], classes: Sequence[str],
-                 transform: Optional[Callable] = None, skip_bad_images: bool = False):
+                 transform: Optional[Callable] = None, skip_bad_images: bool = False, *,
+                 root: Optional[os.PathLike | str] = None):
+        self.root = Path(root) if root is not None else None
         self.samples = [(Path(p), int(y)) for p, y in samples]
         self.classes = list(classes)
         self.transform = transform
@@ -161,6 +229,35 @@ class ImageFileDataset(Dataset):
         self.samples = kept
         self._reset_counts()
         return self
+
+    def fingerprint(self) -> str:
+        """A sha256 hex digest of the split as it will be read: the class list, then each sample's
+        path relative to ``root`` (``/``-separated), its size in bytes and its label, in sample
+        order (after :meth:`limit_per_class`).
+
+        Moving or renaming the dataset root keeps the digest; adding, removing, renaming or
+        resizing a file, relabelling a sample or reordering the classes changes it. A file
+        edited in place to the same size is not noticed: no image is read, one ``stat`` per file.
+        """
+        if self.root is None:
+            raise ValueError(f"{type(self).__name__} has no root folder; fingerprint() hashes paths "
+                             "relative to it (pass root= to ImageFileDataset)")
+        digest = hashlib.sha256()
+        digest.update(json.dumps([_FINGERPRINT_FORMAT, self.classes], ensure_ascii=False).encode("utf-8"))
+        for path, label in self.samples:
+            try:
+                relative = path.relative_to(self.root).as_posix()
+            except ValueError:
+                raise ValueError(f"{type(self).__name__}.fingerprint: {path} is not under the dataset "
+                                 f"root {self.root}") from None
+            try:
+                size = os.stat(path).st_size
+            except OSError as error:
+                raise FileNotFoundError(f"{type(self).__name__}.fingerprint: cannot stat {path} "
+                                        f"({type(error).__name__}: {error}); was the dataset changed "
+                                        "after it was listed?") from error
+            digest.update(b"\n" + json.dumps([relative, size, label], ensure_ascii=False).encode("utf-8"))
+        return digest.hexdigest()
 
     def __len__(self) -> int:
         return len(self.samples)

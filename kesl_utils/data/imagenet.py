@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from .image_files import (
+    DatasetFormatError,
     DatasetLayoutError,
     ImageFileDataset,
     check_class_lists,
     is_wnid,
     list_images,
+    read_text_lines,
 )
 
 __all__ = [
@@ -121,7 +123,7 @@ class MiniImageNet(ImageFileDataset):
         for label, wnid in enumerate(classes):
             train, test = split_per_class(files_by_class[wnid], self.train_per_class)
             samples.extend((path, label) for path in (train if split == "train" else test))
-        super().__init__(samples, classes, transform, skip_bad_images)
+        super().__init__(samples, classes, transform, skip_bad_images, root=root)
 
     @staticmethod
     def _error(missing: Path, detail: str = "") -> DatasetLayoutError:
@@ -146,18 +148,46 @@ class MiniImageNet(ImageFileDataset):
         return dict(files), f"the class folders under {root}"
 
     def _scan_csv(self, root: Path, csvs: Sequence[Path]) -> dict[str, list[Path]]:
+        """``{wnid: image paths}`` from the ``filename,label`` csv files (module docstring).
+
+        A header without ``filename`` and ``label``, a row with another number of fields than the
+        header, an empty file name, a label that is not a wnid or an image listed twice (in any
+        of the files) raises :class:`DatasetFormatError` naming the file and line.
+        """
         files: dict[str, list[Path]] = defaultdict(list)
+        first_seen: dict[str, tuple[Path, int]] = {}
         missing = []
         for path in csvs:
-            with open(path, newline="", encoding="utf-8") as handle:
-                reader = csv.DictReader(handle)
-                if reader.fieldnames is None or not {"filename", "label"} <= set(reader.fieldnames):
-                    raise ValueError(f"{path}: expected a header 'filename,label', got {reader.fieldnames}")
-                for row in reader:
-                    image = root / "images" / row["filename"]
-                    if not image.is_file():
-                        missing.append(image)
-                    files[row["label"]].append(image)
+            # read_text_lines: BOM tolerated, binary / non-UTF-8 content reported with its line.
+            reader = csv.reader(text for _, text in read_text_lines(path))
+            header = [field.strip() for field in next(reader, [])]
+            if not {"filename", "label"} <= set(header):
+                raise DatasetFormatError(path, 1, "header without the columns filename and label",
+                                         ",".join(header), "the header 'filename,label'")
+            name_column, label_column = header.index("filename"), header.index("label")
+            for fields in reader:
+                line_no = reader.line_num  # read_text_lines numbers every line, so they agree
+                if not any(field.strip() for field in fields):
+                    continue
+                if len(fields) != len(header):
+                    raise DatasetFormatError(path, line_no, f"{len(fields)} field(s) instead of {len(header)}",
+                                             ",".join(fields), f"{','.join(header)} (the header's columns)")
+                name, wnid = fields[name_column].strip(), fields[label_column].strip()
+                if not is_wnid(wnid):
+                    raise DatasetFormatError(path, line_no, "label is not a WordNet id", wnid,
+                                             "a wnid such as n01532829")
+                if not name:
+                    raise DatasetFormatError(path, line_no, "empty file name", ",".join(fields),
+                                             "a file name in images/, such as n0153282900000005.jpg")
+                if name in first_seen:
+                    where, line = first_seen[name]
+                    raise DatasetFormatError(path, line_no, f"image listed twice (first in {where.name} line "
+                                             f"{line})", name, "each image once over train/val/test.csv")
+                first_seen[name] = (path, line_no)
+                image = root / "images" / name
+                if not image.is_file():
+                    missing.append(image)
+                files[wnid].append(image)
         if missing:
             raise self._error(missing[0], f"{len(missing)} image file(s) named in the csv files are missing, e.g.")
         return dict(files)
@@ -190,7 +220,7 @@ class ImageNetSubset(ImageFileDataset):
             if not (root / sub).is_dir():
                 raise self._error(root / sub)
         if self.layout == "tiny":
-            data_classes = [line.strip() for line in (root / "wnids.txt").read_text().splitlines() if line.strip()]
+            data_classes = [line.strip() for _, line in read_text_lines(root / "wnids.txt") if line.strip()]
             source = str(root / "wnids.txt")
         else:
             data_classes = [p.name for p in _wnid_folders(root / "train")]
@@ -205,7 +235,7 @@ class ImageNetSubset(ImageFileDataset):
             samples = self._scan_train(root, classes)
         else:
             samples = self._scan_val(root, classes, label_of)
-        super().__init__(samples, classes, transform, skip_bad_images)
+        super().__init__(samples, classes, transform, skip_bad_images, root=root)
 
     @staticmethod
     def _error(missing: Path, detail: str = "") -> DatasetLayoutError:
@@ -237,12 +267,13 @@ class ImageNetSubset(ImageFileDataset):
             if not annotations.is_file():
                 raise self._error(annotations)
             missing = []
-            for line_no, line in enumerate(annotations.read_text().splitlines(), 1):
+            for line_no, line in read_text_lines(annotations):
                 if not line.strip():
                     continue
                 fields = line.split("\t")
                 if len(fields) < 2:
-                    raise ValueError(f"{annotations}:{line_no}: expected '<file>\\t<wnid>\\t…', got {line!r}")
+                    raise DatasetFormatError(annotations, line_no, "fewer than 2 tab-separated fields", line,
+                                             "<file>\\t<wnid>\\t<x0>\\t<y0>\\t<x1>\\t<y1>")
                 name, wnid = fields[0], fields[1]
                 if wnid not in label_of:
                     continue  # its class was excluded (ignore_extra_classes) or already reported

@@ -1,96 +1,156 @@
-"""``build_dataset`` and ``build_loader``: the trainer's one entry point to data.
+"""``build_dataset``, ``build_loader`` and ``data_fingerprint``: the trainer's one entry point to data.
 
-``build_dataset`` picks the synthetic stand-in or the real dataset of a config; ``build_loader``
-picks worker counts, ``pin_memory`` and ``persistent_workers`` for the device, and seeds the
-shuffling generator and the workers so that a run's data order is a function of its seed.
+``build_dataset`` picks the synthetic stand-in or the real dataset of a config (the registry
+:data:`kesl_utils.names.DATASETS` says which loader reads a dataset's files and under which
+folder names it is looked up); ``build_loader`` picks worker counts and ``pin_memory`` for the
+device, and seeds the shuffling generator and the workers so that a run's data order and
+augmentations are a function of its seed and the epoch; ``data_fingerprint`` identifies the
+files a real-data run reads.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from .. import names
+from ..paths import resolve_data_root
 from .cub import CUB200
+from .image_files import ImageFileDataset
 from .imagenet import ImageNetSubset, MiniImageNet
 from .synthetic import SyntheticHierarchical
 from .transforms import build_transforms
 
-__all__ = ["build_dataset", "build_loader", "DATASETS", "SOURCES", "default_num_workers", "seed_worker"]
+__all__ = ["build_dataset", "build_loader", "data_fingerprint", "default_num_workers", "seed_worker"]
 
-DATASETS = ("cub", "mini_imagenet", "small_imagenet")
-SOURCES = ("synthetic", "real")
+SPLITS = ("train", "test")
 
-# Folder names under DATA_ROOT tried in order; the first that exists is the dataset root.
-_ROOT_CANDIDATES = {
-    "cub": ("CUB_200_2011", "cub", "CUB"),
-    "mini_imagenet": ("mini_imagenet", "mini-imagenet", "miniImageNet", "miniimagenet"),
-    "small_imagenet": ("tiny-imagenet-200", "small_imagenet", "small-imagenet", "tiny_imagenet"),
+
+def _build_cub(root: Path, split: str, classes: Sequence[str], transform, skip_bad_images: bool) -> CUB200:
+    return CUB200(root, split, transform=transform, skip_bad_images=skip_bad_images, class_names=classes)
+
+
+def _build_mini_imagenet(root: Path, split: str, classes: Sequence[str], transform,
+                         skip_bad_images: bool) -> MiniImageNet:
+    return MiniImageNet(root, split, transform=transform, classes=classes, skip_bad_images=skip_bad_images)
+
+
+def _build_imagenet_subset(root: Path, split: str, classes: Sequence[str], transform,
+                           skip_bad_images: bool) -> ImageNetSubset:
+    return ImageNetSubset(root, classes, split, transform=transform, skip_bad_images=skip_bad_images)
+
+
+#: ``DatasetSpec.real_loader`` → (builder(root, split, classes, transform, skip_bad_images), transform kind).
+REAL_LOADERS: dict[str, tuple[Callable[..., ImageFileDataset], str]] = {
+    "cub": (_build_cub, "cub"),
+    "mini_imagenet": (_build_mini_imagenet, "imagenet"),
+    "imagenet_subset": (_build_imagenet_subset, "imagenet"),
 }
 
 
-def _dataset_root(dataset: str, data_root: Optional[os.PathLike | str]) -> Path:
-    from ..paths import resolve_data_root
+def _real_loader(dataset: str) -> tuple[Callable[..., ImageFileDataset], str]:
+    """The builder and transform kind of ``dataset``'s real files (its ``DatasetSpec.real_loader``)."""
+    key = names.dataset_spec(dataset).real_loader
+    if key not in REAL_LOADERS:
+        raise ValueError(f"names.DATASETS[{dataset!r}].real_loader={key!r} has no builder in "
+                         f"kesl_utils.data.loaders.REAL_LOADERS (known: {', '.join(REAL_LOADERS)})")
+    return REAL_LOADERS[key]
 
+
+def _dataset_root(dataset: str, data_root: Optional[os.PathLike | str]) -> Path:
+    """The first of the dataset's ``root_candidates`` under ``data_root`` that is a folder."""
     base = resolve_data_root(data_root)
-    for name in _ROOT_CANDIDATES[dataset]:
+    candidates = names.DATASETS[dataset].root_candidates
+    for name in candidates:
         if (base / name).is_dir():
             return base / name
     # Not found: CUB200 names <base>/CUB_200_2011/…, the others the first candidate folder.
-    return base if dataset == "cub" else base / _ROOT_CANDIDATES[dataset][0]
+    return base if names.DATASETS[dataset].real_loader == "cub" else base / candidates[0]
+
+
+def _check_split(split: str) -> str:
+    return names.check_choice("split", split, SPLITS)
+
+
+def _real_dataset(dataset: str, split: str, *, hierarchy, data_root, transform, skip_bad_images: bool,
+                  n_per_class: Optional[int]) -> ImageFileDataset:
+    build, _ = _real_loader(dataset)
+    result = build(_dataset_root(dataset, data_root), split, list(hierarchy.classes), transform, skip_bad_images)
+    if n_per_class is not None:
+        result.limit_per_class(n_per_class)
+    return result
 
 
 def build_dataset(dataset: str, split: str, *, source: str, hierarchy, data_root=None, image_size: int,
                   n_per_class: Optional[int] = None, seed: int = 0, alignment: float = 1.0,
-                  skip_bad_images: bool = False) -> Dataset:
+                  label_noise: float = 0.0, skip_bad_images: bool = False) -> Dataset:
     """The ``split`` of ``dataset`` from ``source``, labels in the order of ``hierarchy.classes``.
 
     Args:
-        dataset: ``"cub"``, ``"mini_imagenet"`` or ``"small_imagenet"``.
+        dataset: a key of :data:`kesl_utils.names.DATASETS` (``"cub"``, ``"mini_imagenet"``,
+            ``"small_imagenet"``).
         split: ``"train"`` or ``"test"``.
         source: ``"synthetic"`` (:class:`SyntheticHierarchical` over ``hierarchy``) or ``"real"``
-            (the files under ``data_root``; default ``data/raw``, looked up as
-            ``CUB_200_2011/``, ``mini_imagenet/``, ``tiny-imagenet-200/`` and common variants).
+            (the files under ``data_root``; default ``data/raw``, looked up under the dataset's
+            ``root_candidates``: ``CUB_200_2011/``, ``mini_imagenet/``, ``tiny-imagenet-200/``, …).
         hierarchy: the :class:`~kesl_utils.hierarchy.Hierarchy` of the dataset.
         image_size: input side in pixels (transforms of :func:`build_transforms`).
         n_per_class: synthetic: images per class (``None``: 20 train / 10 test); real: keep the
             first ``n_per_class`` images of each class (``None``: all).
-        seed: synthetic only: patterns and images (see :class:`SyntheticHierarchical`).
+        seed: synthetic only: patterns, images and label noise (see :class:`SyntheticHierarchical`).
         alignment: synthetic only; a real dataset accepts only 1.0.
+        label_noise: synthetic only: share of the *training* labels replaced by another class
+            (the test split stays clean); a real dataset accepts only 0.0.
         skip_bad_images: real only: skip and count undecodable files instead of raising.
     """
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    names.dataset_spec(dataset)
+    names.check_choice("source", source, names.SOURCES)
+    _check_split(split)
+    alignment = names.check_fraction(alignment, "alignment")
+    label_noise = names.check_fraction(label_noise, "label_noise")
     train = split == "train"
     if source == "synthetic":
         return SyntheticHierarchical(hierarchy, split, n_per_class, image_size=image_size, seed=seed,
-                                     alignment=alignment,
+                                     alignment=alignment, label_noise=label_noise if train else 0.0,
                                      transform=build_transforms("synthetic", image_size, train))
     if alignment != 1.0:
         raise ValueError(f"alignment={alignment} only applies to synthetic data; real data follows "
                          "its own labels (use alignment=1.0 with source='real')")
-    root = _dataset_root(dataset, data_root)
-    classes = list(hierarchy.classes)
-    if dataset == "cub":
-        result = CUB200(root, split, transform=build_transforms("cub", image_size, train),
-                        skip_bad_images=skip_bad_images, class_names=classes)
-    elif dataset == "mini_imagenet":
-        result = MiniImageNet(root, split, transform=build_transforms("imagenet", image_size, train),
-                              classes=classes, skip_bad_images=skip_bad_images)
-    else:
-        result = ImageNetSubset(root, classes, split, transform=build_transforms("imagenet", image_size, train),
-                                skip_bad_images=skip_bad_images)
-    if n_per_class is not None:
-        result.limit_per_class(n_per_class)
-    return result
+    if label_noise != 0.0:
+        raise ValueError(f"label_noise={label_noise} only applies to synthetic data; real data keeps "
+                         "its own labels (use label_noise=0.0 with source='real')")
+    _, kind = _real_loader(dataset)
+    return _real_dataset(dataset, split, hierarchy=hierarchy, data_root=data_root,
+                         transform=build_transforms(kind, image_size, train),
+                         skip_bad_images=skip_bad_images, n_per_class=n_per_class)
+
+
+def data_fingerprint(dataset: str, *, hierarchy, data_root=None, n_per_class: Optional[int] = None,
+                     n_test_per_class: Optional[int] = None) -> str:
+    """A sha256 hex digest of the real files a run of ``dataset`` reads: both splits as
+    :func:`build_dataset` builds them (``n_per_class`` training / ``n_test_per_class`` test
+    images per class), hashed by :meth:`~kesl_utils.data.image_files.ImageFileDataset.fingerprint`
+    (paths relative to the dataset root, file sizes, labels, the class list).
+
+    Moving the dataset folder keeps the digest; adding, removing or resizing a file, relabelling
+    an image or changing ``n_per_class`` changes it. Cheap: the datasets are listed without
+    transforms and no image is decoded (one ``stat`` per file). Synthetic data needs no
+    fingerprint: its config (seed, sizes, alignment, label noise) determines it.
+    A missing dataset raises :class:`~kesl_utils.data.DatasetLayoutError`.
+    """
+    names.dataset_spec(dataset)
+    digests = {split: _real_dataset(dataset, split, hierarchy=hierarchy, data_root=data_root, transform=None,
+                                    skip_bad_images=False, n_per_class=n)
+               .fingerprint() for split, n in (("train", n_per_class), ("test", n_test_per_class))}
+    return hashlib.sha256(json.dumps(["kesl_utils.data_fingerprint/1", dataset, digests],
+                                     sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _base_dataset(dataset: Dataset) -> Dataset:
@@ -117,8 +177,12 @@ def default_num_workers(dataset: Dataset, device: torch.device) -> int:
 
 
 def seed_worker(worker_id: int) -> None:
-    """Seed Python's and NumPy's RNGs of a worker from its torch seed (set by DataLoader from
-    the loader's generator), so that augmentations drawn with either are reproducible."""
+    """Seed Python's and NumPy's RNGs of a worker from its torch seed.
+
+    DataLoader seeds a worker's torch RNG with ``base_seed + worker_id``, ``base_seed`` being
+    drawn from the loader's generator when an iterator starts; seeding the other two from it
+    makes augmentations drawn with any of the three a function of (generator state, worker id).
+    """
     worker_seed = torch.initial_seed() % 2**32
     np.random.seed(worker_seed)
     random.seed(worker_seed)
@@ -129,11 +193,21 @@ def build_loader(dataset: Dataset, batch_size: int, *, train: bool, device, num_
     """A ``DataLoader`` for ``dataset`` on ``device``.
 
     Training loaders shuffle with a ``torch.Generator`` seeded with ``seed`` (exposed as
-    ``loader.generator``; the trainer re-seeds it each epoch) and drop the last partial batch;
-    test loaders keep order and every sample. ``pin_memory`` only for CUDA;
-    ``persistent_workers`` whenever there are workers (they keep their dataset copy, and the
-    shared skip counters of image datasets, across epochs). ``num_workers=None``:
-    :func:`default_num_workers`.
+    ``loader.generator``; the trainer re-seeds it with ``epoch_seed(seed, epoch)`` before each
+    epoch) and drop the last partial batch; test loaders keep order and every sample.
+    ``pin_memory`` only for CUDA. ``num_workers=None``: :func:`default_num_workers`.
+
+    Worker seeding (exact resume). Training loaders have *non-persistent* workers: each epoch's
+    iterator starts fresh workers whose torch seed is ``base_seed + worker_id``, ``base_seed``
+    drawn from the just re-seeded generator, and :func:`seed_worker` derives the NumPy and Python
+    seeds from it. So every worker RNG at epoch e is a function of (seed, e, worker id) only, and
+    a run resumed at epoch e draws the same augmentations as an uninterrupted one. Persistent
+    workers would carry their RNG streams over from the epochs before, which a resumed run did
+    not iterate. The cost is starting the workers once per epoch (a ``fork`` on Linux), small
+    next to an epoch of decoding. Test loaders draw nothing at random and keep
+    ``persistent_workers`` (their workers and dataset copy live across evaluations). The skip
+    counters of image datasets sit in shared memory, so skips in short-lived workers are counted
+    all the same.
     """
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -149,7 +223,7 @@ def build_loader(dataset: Dataset, batch_size: int, *, train: bool, device, num_
         drop_last=bool(train),
         num_workers=workers,
         pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,
+        persistent_workers=workers > 0 and not train,
         generator=generator,
         worker_init_fn=seed_worker if workers > 0 else None,
     )
