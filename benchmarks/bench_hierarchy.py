@@ -1,7 +1,8 @@
-"""Time and memory of ``Hierarchy.edge_distances`` against the budgets of issue 3.
+"""Time and memory of :mod:`kesl_utils.distances` against the budgets of issues 3 and 14.
 
-Budgets: a 1,000-class WordNet subnet "well under" 1 s; a 10,000-class four-level taxonomy
-under 5 s and under 2 GB peak memory. Run from the repository root:
+Budgets: ``edge_distances`` of a 1,000-class WordNet subnet "well under" 1 s and of a
+10,000-class four-level taxonomy under 5 s and under 2 GB peak memory; ``lca_heights`` of the
+shipped 100- and 200-class WordNet subnets well under 1 s. Run from the repository root:
 
     python benchmarks/bench_hierarchy.py [--repeat 3]
 
@@ -22,6 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from kesl_utils import distances  # noqa: E402
 from kesl_utils.hierarchy import Hierarchy, load_hierarchy  # noqa: E402
 
 #: Roots of the synthetic WordNet subnet: mammal, bird, fish, reptile, amphibian, insect.
@@ -58,10 +60,10 @@ def synthetic_taxonomy(n_classes: int = 10_000, n_genera: int = 2_000, n_familie
 
 def measure(hierarchy: Hierarchy, repeat: int, method: str) -> tuple[float, float, np.ndarray]:
     if method == "bfs":  # the all-classes breadth-first search used for dense DAGs
-        compute = lambda: hierarchy._bfs_lengths(hierarchy.classes, hierarchy.classes,  # noqa
-                                                 np.int16)
+        compute = lambda: distances._bfs_lengths(hierarchy, hierarchy.classes,  # noqa: E731
+                                                 hierarchy.classes, np.int16)
     else:
-        compute = hierarchy.edge_distances
+        compute = lambda: getattr(distances, method)(hierarchy)  # noqa: E731
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
@@ -77,6 +79,7 @@ def measure(hierarchy: Hierarchy, repeat: int, method: str) -> tuple[float, floa
 
 def report(label: str, hierarchy: Hierarchy, repeat: int, budget_s: float | None,
            budget_mb: float | None = None, method: str = "edge_distances") -> None:
+    """One line: time (best of ``repeat``) and peak memory of ``distances.<method>``."""
     seconds, peak_mb, e = measure(hierarchy, repeat, method)
     line = (f"{label:<44} {hierarchy.num_classes:>6} classes {hierarchy.graph.number_of_nodes():>6}"
             f" nodes  {'tree' if hierarchy.is_tree else 'DAG ':<4}  {seconds * 1000:9.1f} ms")
@@ -85,7 +88,7 @@ def report(label: str, hierarchy: Hierarchy, repeat: int, budget_s: float | None
     line += f"  peak {peak_mb:8.1f} MiB"
     if budget_mb is not None:
         line += f" ({peak_mb / budget_mb:6.1%} of {budget_mb / 1024:g} GiB)"
-    line += f"  e_max={int(e.max())} dtype={e.dtype}"
+    line += f"  max={int(e.max())} dtype={e.dtype}"
     print(line, flush=True)
 
 
@@ -96,8 +99,9 @@ def main() -> None:
 
     for dataset in ("mini_imagenet", "small_imagenet"):
         try:
-            report(f"{dataset} WordNet subnet (shipped JSON)", load_hierarchy(dataset),
-                   args.repeat, None)
+            hierarchy = load_hierarchy(dataset)
+            report(f"{dataset} WordNet subnet (shipped JSON)", hierarchy, args.repeat, None)
+            report("  same, lca_heights", hierarchy, args.repeat, 1.0, method="lca_heights")
         except Exception as error:  # noqa: BLE001 - report and continue with the rest
             print(f"{dataset} subnet: skipped ({error})")
 
@@ -112,6 +116,7 @@ def main() -> None:
         report("1,000 WordNet animal leaves, mode='tree'", tree, args.repeat, 1.0)
         report("  same DAG, BFS from every class (fallback)", dag, args.repeat, 1.0,
                method="bfs")
+        report("  same DAG, lca_heights", dag, args.repeat, None, method="lca_heights")
     except Exception as error:  # noqa: BLE001
         print(f"1,000-class WordNet subnet: skipped ({error})")
 
@@ -121,6 +126,7 @@ def main() -> None:
     print(f"(building the 10,000-class taxonomy took {time.perf_counter() - start:.1f} s, "
           "not budgeted)")
     report("10,000-class four-level taxonomy", taxonomy, args.repeat, 5.0, 2048.0)
+    report("  same, lca_heights", taxonomy, args.repeat, None, 2048.0, method="lca_heights")
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"process maximum resident set size: {maxrss_mb:.0f} MiB "
           f"(includes Python, numpy, pandas, networkx, WordNet)")

@@ -1,4 +1,4 @@
-"""Class hierarchies and the edge distances e_ij that KESL's soft labels are built from.
+"""Class hierarchies: the rooted graphs that KESL's soft labels are built from.
 
 A :class:`Hierarchy` is a rooted, acyclic ``networkx.DiGraph`` of parent → child edges plus
 ``classes``, the ordered list of the nodes that are classes (list index = label id). The
@@ -11,45 +11,29 @@ paper (Yuan et al., ICPR 2020, Sec. III-A) uses two kinds of graph:
 * a **biological taxonomy** order → family → genus → species for CUB-200-2011, built by
   :meth:`Hierarchy.from_taxonomy` from ``data/hierarchies/cub_taxonomy.csv``.
 
-From it, :meth:`Hierarchy.edge_distances` gives e_ij, the number of edges on the shortest
-*undirected* path between classes i and j (e_ii = 0). The next layer
-(:mod:`kesl_utils.soft_labels`) turns it into c_ij = λ^(e_ij − 1) and g_ij = softmax_j(T c_ij);
-d_ij = e_ij − 1 (i ≠ j) is the mistake severity used by :mod:`kesl_utils.metrics`.
-
-Regenerate the shipped WordNet subnets with ``python -m kesl_utils.hierarchy regenerate``.
+Which file and kind each dataset has is read from the registry :data:`kesl_utils.names.DATASETS`
+(:func:`load_hierarchy`). The distances between classes (e_ij, LCA heights) are computed in
+:mod:`kesl_utils.distances`; drawing is in :mod:`kesl_utils.plots`. Regenerate the shipped
+WordNet subnets with :func:`regenerate_wordnet_subnets`.
 """
 from __future__ import annotations
 
-import argparse
+import csv
+import io
 import json
-import math
 import os
-import sys
 from collections import Counter, defaultdict, deque
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
+import pandas as pd
 
-from . import paths
+from . import distances, paths
+from .names import DATASETS, check_choice, dataset_spec
 
 ROOT_WNID = "n00001740"  # entity.n.01, the single root of WordNet's noun hierarchy
-
-#: The class column and levels (root side first) of the shipped CUB taxonomy.
-CUB_LEVELS = ("order", "family", "genus", "class_name")
-
-#: dataset → (class list CSV, derived WordNet subnet JSON), both in ``data/hierarchies/``.
-WORDNET_SUBNETS = {
-    "mini_imagenet": ("mini_imagenet_classes.csv", "mini_imagenet_wordnet.json"),
-    "small_imagenet": ("small_imagenet_classes.csv", "small_imagenet_wordnet.json"),
-}
-
-DATASETS = ("cub", "mini_imagenet", "small_imagenet")
-
-# Rows of sources processed at once by the DAG breadth-first search; bounds its memory to
-# about _BFS_BLOCK × (2·edges) bytes.
-_BFS_BLOCK = 256
 
 
 class HierarchyError(ValueError):
@@ -71,11 +55,80 @@ def _quoted(items: Iterable) -> str:
     return ", ".join(repr(item) for item in items)
 
 
-def _rows(rows: Sequence[int]) -> str:
-    """0-based row indices as 1-based table rows: ``"row 3"``, ``"rows 1, 2"``."""
-    return ("row " if len(rows) == 1 else "rows ") + ", ".join(str(r + 1) for r in rows)
+def _rows(rows: Sequence[int], lines: Sequence[int] | None = None) -> str:
+    """0-based row indices as 1-based table rows (with file lines): ``"row 3 (line 4)"``."""
+    plural = "" if len(rows) == 1 else "s"
+    text = f"row{plural} " + ", ".join(str(r + 1) for r in rows)
+    if lines is not None:
+        text += f" (line{plural} " + ", ".join(str(lines[r]) for r in rows) + ")"
+    return text
 
 
+# ---------------------------------------------------------------------- reading files
+def _read_text(path: Path, expected: str) -> str:
+    """The UTF-8 text of ``path``; a HierarchyError naming the file (and line) otherwise."""
+    if path.is_dir():
+        raise HierarchyError(f"this is a directory; expected {expected}", str(path))
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise HierarchyError(f"the file does not exist; expected {expected}", str(path)) from None
+    except OSError as error:
+        raise HierarchyError(f"cannot read the file ({error.strerror}); expected {expected}",
+                             str(path)) from None
+    if b"\0" in raw:
+        line = raw[:raw.index(b"\0")].count(b"\n") + 1
+        raise HierarchyError(f"line {line}: a NUL byte, so this looks like a binary file; expected "
+                             f"{expected} (UTF-8 text)", str(path))
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        raise HierarchyError(f"line {line}: byte 0x{raw[error.start]:02x} is not UTF-8; expected "
+                             f"{expected} encoded as UTF-8 (re-save it as UTF-8)",
+                             str(path)) from None
+
+
+def read_csv_table(path: str | os.PathLike, expected: str = "a CSV file with a header line"
+                   ) -> tuple[pd.DataFrame, list[int]]:
+    """A CSV file as a ``DataFrame`` of strings, and the file line of each row.
+
+    Blank lines are skipped; a row shorter than the header is padded with empty cells.
+
+    Raises:
+        HierarchyError: naming the file, the line and ``expected``: a missing file, a
+            directory, a binary or non-UTF-8 file, an empty file, duplicate column names, a
+            row with more fields than the header, malformed quoting.
+    """
+    path = Path(path)
+    reader = csv.reader(io.StringIO(_read_text(path, expected), newline=""))
+    header, rows, lines = None, [], []
+    try:
+        for row in reader:
+            if not row:
+                continue
+            if header is None:
+                header, header_line = [c.strip() for c in row], reader.line_num
+            elif len(row) > len(header):
+                raise HierarchyError(f"line {reader.line_num}: {len(row)} fields, but the header "
+                                     f"(line {header_line}) has {len(header)} columns: "
+                                     f"{_quoted(header)}", str(path))
+            else:
+                rows.append(row + [""] * (len(header) - len(row)))
+                lines.append(reader.line_num)
+    except csv.Error as error:
+        raise HierarchyError(f"line {reader.line_num}: not valid CSV ({error}); expected "
+                             f"{expected}", str(path)) from None
+    if header is None:
+        raise HierarchyError(f"the file is empty; expected {expected}", str(path))
+    duplicates = [c for c, k in Counter(header).items() if k > 1]
+    if duplicates:
+        raise HierarchyError(f"line {header_line}: duplicate column names {_quoted(duplicates)}",
+                             str(path))
+    return pd.DataFrame(rows, columns=header, dtype=str), lines
+
+
+# ---------------------------------------------------------------------- validation
 def _validate(graph, classes: Sequence, root) -> tuple[object, list[str]]:
     """Every problem of (graph, classes, root) at once, and the root (inferred if None)."""
     problems: list[str] = []
@@ -155,6 +208,234 @@ def _validate(graph, classes: Sequence, root) -> tuple[object, list[str]]:
     return root, problems
 
 
+# ---------------------------------------------------------------------- graph builders
+def _name_nodes(graph: nx.DiGraph, names: Mapping[str, str]) -> nx.DiGraph:
+    for node, name in names.items():
+        if node in graph:
+            graph.nodes[node]["name"] = name
+    return graph
+
+
+def _edges_graph(pairs, root, names, context: str) -> nx.DiGraph:
+    """The graph of :meth:`Hierarchy.from_edges`."""
+    pairs = list(pairs)
+    bad = [p for p in pairs if isinstance(p, (str, bytes)) or len(p) != 2]
+    if bad:
+        raise HierarchyError(f"edges must be (parent, child) pairs, got: {_quoted(bad)}", context)
+    graph = nx.DiGraph()
+    graph.add_edges_from(pairs)
+    if root is not None and root not in graph and not graph.number_of_edges():
+        graph.add_node(root)
+    return _name_nodes(graph, names or {})
+
+
+def _read_taxonomy(table, levels: list[str]) -> tuple[pd.DataFrame, list[int] | None, str]:
+    """``(frame, file line per row or None, context)`` of a taxonomy DataFrame or CSV path."""
+    if isinstance(table, (str, os.PathLike)):
+        frame, lines = read_csv_table(table, f"a taxonomy CSV with the columns {_quoted(levels)}")
+        return frame, lines, str(table)
+    if isinstance(table, pd.DataFrame):
+        return table, None, "taxonomy table"
+    raise TypeError(f"table must be a pandas DataFrame or a CSV path, got {type(table).__name__}")
+
+
+def _level_list(levels) -> list[str]:
+    if isinstance(levels, str):
+        raise TypeError(f"levels must be a list of column names (top level first, class column "
+                        f"last), got the string {levels!r}; write [{levels!r}]")
+    return list(levels)
+
+
+def _taxonomy_graph(frame: pd.DataFrame, levels: list[str], root: str,
+                    lines: Sequence[int] | None, context: str) -> tuple[nx.DiGraph, list[str]]:
+    """The graph and classes of :meth:`Hierarchy.from_taxonomy`; ``lines``: file line per row."""
+    if not levels:
+        raise HierarchyError("levels is empty; give the columns from the top level down "
+                             "to the class column", context)
+    missing = [c for c in levels if c not in frame.columns]
+    if missing:
+        raise HierarchyError(f"missing level columns {_quoted(missing)}; the table has "
+                             f"{_quoted(frame.columns)}", context)
+    if frame.empty:
+        raise HierarchyError(f"no rows; expected one row per class with the columns "
+                             f"{_quoted(levels)}", context)
+
+    problems: list[str] = []
+    cells = []
+    for row, values in enumerate(frame[levels].itertuples(index=False, name=None)):
+        clean = ["" if pd.isna(v) else str(v).strip() for v in values]
+        about = ([f"line {lines[row]}"] if lines is not None else []) \
+            + ([f"class {clean[-1]!r}"] if clean[-1] else [])
+        where = f"row {row + 1}" + (f" ({', '.join(about)})" if about else "")
+        for column, text in zip(levels, clean):
+            if not text:
+                problems.append(f"{where}: column {column!r} is empty")
+        cells.append(clean)
+
+    def node_id(depth: int, value: str) -> str:
+        return value if depth == len(levels) - 1 else f"{levels[depth]}:{value}"
+
+    parents: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    class_rows: dict[str, list[int]] = defaultdict(list)
+    for row, clean in enumerate(cells):
+        if any(not v for v in clean):
+            continue
+        class_rows[clean[-1]].append(row)
+        for depth in range(1, len(levels) - 1):
+            parents[node_id(depth, clean[depth])][node_id(depth - 1, clean[depth - 1])] \
+                .append(row)
+    for cls_id, rows in class_rows.items():
+        if len(rows) > 1:
+            problems.append(f"duplicate class {cls_id!r} in {_rows(rows)}")
+    for node, above in parents.items():
+        if len(above) > 1:
+            level, _, value = node.partition(":")
+            upper = levels[levels.index(level) - 1]
+            problems.append(
+                f"{level} {value!r} is filed under {len(above)} different {upper} values: "
+                + "; ".join(f"{p.partition(':')[2]!r} ({_rows(rows)})"
+                            for p, rows in above.items()))
+    internal = {root} | {node_id(d, c[d]) for c in cells for d in range(len(levels) - 1)}
+    clashes = sorted(set(class_rows) & internal)
+    if clashes:
+        problems.append(f"class ids equal to internal node ids: {_quoted(clashes)}")
+    if problems:
+        raise HierarchyError(problems, context)
+
+    graph = nx.DiGraph()
+    graph.add_node(root, name=root, level="root")
+    for clean in cells:
+        parent = root
+        for depth, value in enumerate(clean):
+            node = node_id(depth, value)
+            if node not in graph:
+                graph.add_node(node, name=value, level=levels[depth])
+            graph.add_edge(parent, node)
+            parent = node
+    return graph, [c[-1] for c in cells]
+
+
+def _wordnet_graph(wnids: list[str], mode: str) -> nx.DiGraph:
+    """The graph of :meth:`Hierarchy.from_wordnet`."""
+    from . import wordnet as wn  # nltk is slow to import and optional
+
+    if mode not in ("dag", "tree"):
+        raise ValueError(f"mode must be 'dag' or 'tree', got {mode!r}")
+    malformed, unknown, not_noun, synsets = [], [], [], []
+    for wnid in wnids:
+        try:
+            pos, _ = wn.parse_wnid(wnid)
+        except ValueError:
+            malformed.append(wnid)
+            continue
+        if pos != "n":
+            not_noun.append(wnid)
+            continue
+        synset = wn.find_synset(wnid)
+        if synset is None:
+            unknown.append(wnid)
+        else:
+            synsets.append(synset)
+    problems = []
+    if malformed:
+        problems.append("malformed wnids (expected 'n' + 8 digits, e.g. 'n01532829'): "
+                        + _quoted(malformed))
+    if unknown:
+        problems.append(f"unknown wnids (no WordNet 3.0 noun synset at that offset): "
+                        f"{_quoted(unknown)}")
+    if not_noun:
+        problems.append(f"wnids that are not nouns: {_quoted(not_noun)}")
+    if problems:
+        raise HierarchyError(problems, "from_wordnet")
+
+    graph = nx.DiGraph()
+
+    def add(synset) -> str:
+        node = wn.wnid_of(synset)
+        if node not in graph:
+            graph.add_node(node, name=synset.lemmas()[0].name().replace("_", " "))
+        return node
+
+    queue = deque(synsets)
+    done = set()
+    while queue:
+        synset = queue.popleft()
+        if synset in done:
+            continue
+        done.add(synset)
+        child = add(synset)
+        parents = synset.hypernyms() + synset.instance_hypernyms()
+        if mode == "tree" and parents:
+            parents = [min(parents, key=lambda s: (s.min_depth(), wn.wnid_of(s)))]
+        for parent in parents:
+            graph.add_edge(add(parent), child)
+            queue.append(parent)
+    return graph
+
+
+def _json_text(data: dict, comment: str | None) -> str:
+    """The text of :meth:`Hierarchy.to_json_text` from :meth:`Hierarchy.to_dict`."""
+    def block(items: list[str], opening: str, closing: str) -> str:
+        if not items:
+            return opening + closing
+        return opening + "\n" + ",\n".join("    " + i for i in items) + "\n  " + closing
+
+    dump = lambda x: json.dumps(x, ensure_ascii=False)  # noqa: E731
+    parts = [f'  "comment": {dump(comment)}'] if comment is not None else []
+    parts.append(f'  "root": {dump(data["root"])}')
+    parts.append('  "classes": ' + block([dump(c) for c in data["classes"]], "[", "]"))
+    parts.append('  "edges": ' + block([dump(e) for e in data["edges"]], "[", "]"))
+    parts.append('  "names": ' + block([f"{dump(k)}: {dump(v)}"
+                                        for k, v in data["names"].items()], "{", "}"))
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(_read_text(path, "a hierarchy JSON file"))
+    except json.JSONDecodeError as error:
+        raise HierarchyError(f"line {error.lineno}: not valid JSON: {error}", str(path)) from None
+
+
+def _dict_graph(data, context: str) -> tuple[nx.DiGraph, list[str], str]:
+    """The graph, classes and root of :meth:`Hierarchy.from_dict`, every type checked."""
+    if not isinstance(data, Mapping):
+        raise HierarchyError(f"expected a JSON object, got {type(data).__name__}", context)
+    missing = [k for k in ("root", "classes", "edges") if k not in data]
+    if missing:
+        raise HierarchyError(f"missing keys {_quoted(missing)} (expected 'root', "
+                             "'classes', 'edges' and optionally 'names')", context)
+    root, classes, edges = data["root"], data["classes"], data["edges"]
+    names = {} if data.get("names") is None else data["names"]
+    problems = []
+    if not isinstance(root, str):
+        problems.append(f"'root' must be a node id (a string), got {json.dumps(root)}")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        problems.append("'classes' must be a list of node ids (strings), got "
+                        + (type(classes).__name__ if not isinstance(classes, list) else
+                           "non-strings: " + _quoted(c for c in classes if not isinstance(c, str))))
+    if not isinstance(edges, list):
+        problems.append(f"'edges' must be a list of [parent, child] pairs, got "
+                        f"{type(edges).__name__}")
+    else:
+        bad = [e for e in edges if not isinstance(e, list) or len(e) != 2
+               or not all(isinstance(v, str) for v in e)]
+        if bad:
+            problems.append(f"edges must be [parent, child] pairs of node ids, got: {_quoted(bad)}")
+    if not isinstance(names, Mapping):
+        problems.append(f"'names' must be an object mapping node ids to names, got "
+                        f"{type(names).__name__}")
+    elif not all(isinstance(v, str) for v in names.values()):
+        problems.append("'names' values must be strings")
+    if problems:
+        raise HierarchyError(problems, context)
+    graph = nx.DiGraph()
+    graph.add_node(root)
+    graph.add_edges_from((u, v) for u, v in edges)
+    return _name_nodes(graph, names), classes, root
+
+
+# ---------------------------------------------------------------------- the hierarchy
 class Hierarchy:
     """A rooted class hierarchy: ``graph`` (parent → child ``networkx.DiGraph``) + ``classes``.
 
@@ -197,32 +478,17 @@ class Hierarchy:
 
         The root is the single node without a parent (or ``root`` if given).
         """
-        graph = nx.DiGraph()
-        bad = []
-        for pair in parent_child_pairs:
-            if isinstance(pair, (str, bytes)) or len(pair) != 2:
-                bad.append(pair)
-            else:
-                graph.add_edge(pair[0], pair[1])
-        if bad:
-            raise HierarchyError(f"edges must be (parent, child) pairs, got: {_quoted(bad)}",
-                                 context)
-        if root is not None and root not in graph and not graph.number_of_edges():
-            graph.add_node(root)
-        for node, name in (names or {}).items():
-            if node in graph:
-                graph.nodes[node]["name"] = name
-        return cls(graph, classes, root, context=context)
+        return cls(_edges_graph(parent_child_pairs, root, names, context), classes, root,
+                   context=context)
 
     @classmethod
     def from_taxonomy(cls, table, levels: Sequence[str], *, root: str = "root") -> "Hierarchy":
         """From a table with one row per class and one column per taxonomic level.
 
         Args:
-            table: a ``pandas.DataFrame`` or the path of a CSV file.
-            levels: column names from the top level down to the class column, e.g.
-                ``["order", "family", "genus", "class_name"]``. A single root node joins the
-                top level.
+            table: a ``pandas.DataFrame`` or the path of a UTF-8 CSV file.
+            levels: a list of column names from the top level down to the class column,
+                e.g. ``["order", "family", "genus", "class_name"]``. A root joins the top level.
             root: id of the root node.
 
         Node ids: classes are the values of the class column (``classes`` keeps the row
@@ -231,165 +497,37 @@ class Hierarchy:
         (the cell value) and ``level`` (the column name).
 
         Raises:
-            HierarchyError: missing columns, empty cells (row and column named), a node with
-                two different parents (e.g. a genus under two families), duplicate classes.
+            HierarchyError: an unreadable file (see :func:`read_csv_table`), missing columns,
+                no rows, empty cells (row, line and column named), a node with two different
+                parents (e.g. a genus under two families), duplicate classes.
+            TypeError: ``table`` is neither; ``levels`` is a single string.
         """
-        import pandas as pd
-
-        if isinstance(table, (str, os.PathLike)):
-            context = str(table)
-            try:
-                frame = pd.read_csv(table, dtype=str, keep_default_na=False)
-            except FileNotFoundError:
-                raise HierarchyError(f"taxonomy file {table} does not exist") from None
-            line_offset = 2  # the header is line 1
-        elif isinstance(table, pd.DataFrame):
-            context, frame, line_offset = "taxonomy table", table, None
-        else:
-            raise TypeError(f"table must be a pandas DataFrame or a CSV path, got "
-                            f"{type(table).__name__}")
-        levels = list(levels)
-        if not levels:
-            raise HierarchyError("levels is empty; give the columns from the top level down "
-                                 "to the class column", context)
-        missing = [c for c in levels if c not in frame.columns]
-        if missing:
-            raise HierarchyError(f"missing level columns {_quoted(missing)}; the table has "
-                                 f"{_quoted(frame.columns)}", context)
-        class_column = levels[-1]
-
-        problems: list[str] = []
-        cells = []
-        for row, values in enumerate(frame[levels].itertuples(index=False, name=None)):
-            clean = ["" if pd.isna(v) else str(v).strip() for v in values]
-            about = ([f"line {row + line_offset}"] if line_offset is not None else []) \
-                + ([f"class {clean[-1]!r}"] if clean[-1] else [])
-            where = f"row {row + 1}" + (f" ({', '.join(about)})" if about else "")
-            for column, text in zip(levels, clean):
-                if not text:
-                    problems.append(f"{where}: column {column!r} is empty")
-            cells.append(clean)
-
-        def node_id(depth: int, value: str) -> str:
-            return value if depth == len(levels) - 1 else f"{levels[depth]}:{value}"
-
-        parents: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-        class_rows: dict[str, list[int]] = defaultdict(list)
-        for row, clean in enumerate(cells):
-            if any(not v for v in clean):
-                continue
-            class_rows[clean[-1]].append(row)
-            for depth in range(1, len(levels) - 1):
-                parents[node_id(depth, clean[depth])][node_id(depth - 1, clean[depth - 1])] \
-                    .append(row)
-        for cls_id, rows in class_rows.items():
-            if len(rows) > 1:
-                problems.append(f"duplicate class {cls_id!r} in {_rows(rows)}")
-        for node, above in parents.items():
-            if len(above) > 1:
-                level, _, value = node.partition(":")
-                upper = levels[levels.index(level) - 1]
-                problems.append(
-                    f"{level} {value!r} is filed under {len(above)} different {upper} values: "
-                    + "; ".join(f"{p.partition(':')[2]!r} ({_rows(rows)})"
-                                for p, rows in above.items()))
-        internal = {root} | {node_id(d, c[d]) for c in cells for d in range(len(levels) - 1)}
-        clashes = sorted(set(class_rows) & internal)
-        if clashes:
-            problems.append(f"class ids equal to internal node ids: {_quoted(clashes)}")
-        if problems:
-            raise HierarchyError(problems, context)
-
-        graph = nx.DiGraph()
-        graph.add_node(root, name=root, level="root")
-        for clean in cells:
-            parent = root
-            for depth, value in enumerate(clean):
-                node = node_id(depth, value)
-                if node not in graph:
-                    graph.add_node(node, name=value, level=levels[depth])
-                graph.add_edge(parent, node)
-                parent = node
-        return cls(graph, [c[-1] for c in cells], root, context=context)
+        levels = _level_list(levels)
+        frame, lines, context = _read_taxonomy(table, levels)
+        graph, classes = _taxonomy_graph(frame, levels, root, lines, context)
+        return cls(graph, classes, root, context=context)
 
     @classmethod
     def from_wordnet(cls, wnids: Sequence[str], mode: str = "dag") -> "Hierarchy":
-        """The WordNet 3.0 subnet above ImageNet-style wnids (``"n01532829"``).
+        """The WordNet 3.0 subnet above ImageNet-style noun wnids (``"n01532829"``), in label order.
 
-        Args:
-            wnids: noun wnids, in label order.
-            mode: ``"dag"`` — every hypernym path of each class up to ``entity.n.01``
-                (hypernyms and instance hypernyms, as nltk's ``hypernym_paths``);
-                ``"tree"`` — only the shortest hypernym path of each class. To make the union
-                a tree, every synset keeps one parent: the hypernym of smallest
-                ``min_depth`` (ties: smallest wnid); each class's path is then a shortest one.
-
-        Node ids are wnids; node ``name`` = the synset's first lemma with spaces
-        (``"house finch"``).
+        ``mode="dag"``: every hypernym path of each class up to ``entity.n.01`` (hypernyms and
+        instance hypernyms, as nltk's ``hypernym_paths``). ``mode="tree"``: every synset keeps
+        one parent, the hypernym of smallest ``min_depth`` (ties: smallest wnid), so each class
+        keeps a shortest path. Node ids are wnids; ``name`` = the first lemma (``"house finch"``).
 
         Raises:
             HierarchyError: listing every malformed, unknown or non-noun wnid.
             kesl_utils.wordnet.WordNetUnavailable: WordNet 3.0 cannot be provisioned.
         """
-        from . import wordnet as wn
-
-        if mode not in ("dag", "tree"):
-            raise ValueError(f"mode must be 'dag' or 'tree', got {mode!r}")
         wnids = list(wnids)
-        malformed, unknown, not_noun, synsets = [], [], [], []
-        for wnid in wnids:
-            try:
-                pos, _ = wn.parse_wnid(wnid)
-            except ValueError:
-                malformed.append(wnid)
-                continue
-            if pos != "n":
-                not_noun.append(wnid)
-                continue
-            synset = wn.find_synset(wnid)
-            if synset is None:
-                unknown.append(wnid)
-            else:
-                synsets.append(synset)
-        problems = []
-        if malformed:
-            problems.append("malformed wnids (expected 'n' + 8 digits, e.g. 'n01532829'): "
-                            + _quoted(malformed))
-        if unknown:
-            problems.append(f"unknown wnids (no WordNet 3.0 noun synset at that offset): "
-                            f"{_quoted(unknown)}")
-        if not_noun:
-            problems.append(f"wnids that are not nouns: {_quoted(not_noun)}")
-        if problems:
-            raise HierarchyError(problems, "from_wordnet")
-
-        graph = nx.DiGraph()
-
-        def add(synset) -> str:
-            node = wn.wnid_of(synset)
-            if node not in graph:
-                graph.add_node(node, name=synset.lemmas()[0].name().replace("_", " "))
-            return node
-
-        queue = deque(synsets)
-        done = set()
-        while queue:
-            synset = queue.popleft()
-            if synset in done:
-                continue
-            done.add(synset)
-            child = add(synset)
-            parents = synset.hypernyms() + synset.instance_hypernyms()
-            if mode == "tree" and parents:
-                parents = [min(parents, key=lambda s: (s.min_depth(), wn.wnid_of(s)))]
-            for parent in parents:
-                graph.add_edge(add(parent), child)
-                queue.append(parent)
-        return cls(graph, wnids, ROOT_WNID if ROOT_WNID in graph else None, context=f"from_wordnet({mode})")
+        graph = _wordnet_graph(wnids, mode)
+        return cls(graph, wnids, ROOT_WNID if ROOT_WNID in graph else None,
+                   context=f"from_wordnet({mode})")
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict:
-        """``{"root", "classes", "edges": sorted [[parent, child], …], "names": {node: name}}``."""
+        """``{"root", "classes", "edges": sorted [[parent, child], …], "names": {node: name}}``"""
         names = {n: str(d["name"]) for n, d in self.graph.nodes(data=True) if "name" in d}
         return {"root": self.root, "classes": list(self.classes),
                 "edges": sorted([u, v] for u, v in self.graph.edges()),
@@ -397,23 +535,7 @@ class Hierarchy:
 
     def to_json_text(self, comment: str | None = None) -> str:
         """Deterministic JSON: sorted edges and names, one item per line for readable diffs."""
-        data = self.to_dict()
-
-        def block(items: list[str], opening: str, closing: str) -> str:
-            if not items:
-                return opening + closing
-            return opening + "\n" + ",\n".join("    " + i for i in items) + "\n  " + closing
-
-        dump = lambda x: json.dumps(x, ensure_ascii=False)  # noqa: E731
-        parts = []
-        if comment is not None:
-            parts.append(f'  "comment": {dump(comment)}')
-        parts.append(f'  "root": {dump(data["root"])}')
-        parts.append('  "classes": ' + block([dump(c) for c in data["classes"]], "[", "]"))
-        parts.append('  "edges": ' + block([dump(e) for e in data["edges"]], "[", "]"))
-        parts.append('  "names": ' + block([f"{dump(k)}: {dump(v)}"
-                                            for k, v in data["names"].items()], "{", "}"))
-        return "{\n" + ",\n".join(parts) + "\n}\n"
+        return _json_text(self.to_dict(), comment)
 
     def to_json(self, path: str | os.PathLike, *, comment: str | None = None) -> Path:
         """Write :meth:`to_json_text` atomically to ``path``; returns the path."""
@@ -422,35 +544,13 @@ class Hierarchy:
     @classmethod
     def from_dict(cls, data: Mapping, *, context: str = "hierarchy dict") -> "Hierarchy":
         """Inverse of :meth:`to_dict` (an optional ``"comment"`` key is ignored)."""
-        if not isinstance(data, Mapping):
-            raise HierarchyError(f"expected a JSON object, got {type(data).__name__}", context)
-        missing = [k for k in ("root", "classes", "edges") if k not in data]
-        if missing:
-            raise HierarchyError(f"missing keys {_quoted(missing)} (expected 'root', "
-                                 "'classes', 'edges' and optionally 'names')", context)
-        graph = nx.DiGraph()
-        graph.add_node(data["root"])
-        bad = [e for e in data["edges"] if not isinstance(e, (list, tuple)) or len(e) != 2]
-        if bad:
-            raise HierarchyError(f"edges must be [parent, child] pairs, got: {_quoted(bad)}",
-                                 context)
-        graph.add_edges_from((u, v) for u, v in data["edges"])
-        for node, name in (data.get("names") or {}).items():
-            if node in graph:
-                graph.nodes[node]["name"] = name
-        return cls(graph, data["classes"], data["root"], context=context)
+        graph, classes, root = _dict_graph(data, context)
+        return cls(graph, classes, root, context=context)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "Hierarchy":
-        """Read a file written by :meth:`to_json`."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise HierarchyError(f"hierarchy file {path} does not exist") from None
-        except json.JSONDecodeError as error:
-            raise HierarchyError(f"not valid JSON: {error}", str(path)) from None
-        return cls.from_dict(data, context=str(path))
+        """Read a file written by :meth:`to_json`; errors name the file (and line)."""
+        return cls.from_dict(_read_json(Path(path)), context=str(path))
 
     # ------------------------------------------------------------------ queries
     @property
@@ -489,9 +589,20 @@ class Hierarchy:
         """Canonical parent: on a shortest root path, smallest id among ties; None for the root."""
         if node == self.root:
             return None
-        above = [p for p in self.graph.predecessors(node)
-                 if self._depth[p] == self._depth[node] - 1]
-        return min(above)
+        return min(p for p in self.graph.predecessors(node)
+                   if self._depth[p] == self._depth[node] - 1)
+
+    def children(self, node: str) -> list[str]:
+        """All children of ``node`` in the graph, sorted by id."""
+        return sorted(self.graph.successors(node))
+
+    def canonical_children(self) -> dict[str, list[str]]:
+        """Children in the canonical spanning tree (each node under :meth:`parent`), sorted."""
+        children: dict[str, list[str]] = {n: [] for n in self.graph}
+        for node in sorted(self.graph):
+            if node != self.root:
+                children[self.parent(node)].append(node)
+        return children
 
     def path_from_root(self, node: str) -> list[str]:
         """The canonical path root → … → node (follows :meth:`parent`)."""
@@ -509,31 +620,19 @@ class Hierarchy:
         """
         if not isinstance(depth, (int, np.integer)) or depth < 0:
             raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
-        out = []
-        for c in self.classes:
-            path = self.path_from_root(c)
-            out.append(path[min(depth, len(path) - 1)])
-        return out
+        return [path[min(depth, len(path) - 1)] for path in map(self.path_from_root, self.classes)]
 
-    def levels_summary(self):
-        """``pandas.DataFrame`` with one row per depth: ``depth``, ``n_nodes``, ``n_classes``,
-        ``examples`` (names of up to three nodes, alphabetically first)."""
-        import pandas as pd
-
+    def levels_summary(self) -> pd.DataFrame:
+        """One row per depth: ``depth``, ``n_nodes``, ``n_classes``, ``examples`` (names of up
+        to three nodes, alphabetically first)."""
         by_depth: dict[int, list[str]] = defaultdict(list)
         for node, d in self._depth.items():
             by_depth[d].append(node)
-        classes = set(self.classes)
-        rows = []
-        for d in sorted(by_depth):
-            nodes = by_depth[d]
-            rows.append({"depth": d, "n_nodes": len(nodes),
-                         "n_classes": sum(1 for n in nodes if n in classes),
-                         "examples": ", ".join(sorted(self.name(n) for n in nodes)[:3])})
+        rows = [{"depth": d, "n_nodes": len(by_depth[d]),
+                 "n_classes": sum(1 for n in by_depth[d] if n in self._index),
+                 "examples": ", ".join(sorted(self.name(n) for n in by_depth[d])[:3])}
+                for d in sorted(by_depth)]
         return pd.DataFrame(rows, columns=["depth", "n_nodes", "n_classes", "examples"])
-
-    def _children(self, node: str) -> list[str]:
-        return sorted(self.graph.successors(node))
 
     def leaf_order(self) -> np.ndarray:
         """Permutation of class indices in depth-first order (children by id), shape (n,).
@@ -547,152 +646,20 @@ class Hierarchy:
             node = stack.pop()
             if node in self._index:
                 order.append(self._index[node])
-            for child in reversed(self._children(node)):
+            for child in reversed(self.children(node)):
                 if child not in seen:
                     seen.add(child)
                     stack.append(child)
         return np.asarray(order, dtype=np.int64)
 
-    def _tree_children(self) -> dict[str, list[str]]:
-        """Children in the canonical spanning tree (each node under :meth:`parent`), sorted."""
-        children: dict[str, list[str]] = {n: [] for n in self.graph}
-        for node in sorted(self.graph):
-            if node != self.root:
-                children[self.parent(node)].append(node)
-        return children
-
-    def radial_layout(self, *, classes_outside: bool = True) -> dict[str, tuple[float, float]]:
-        """Polar coordinates ``{node: (angle, radius)}`` for drawing the hierarchy.
-
-        Classes (and any other leaves) are spaced evenly on the circle in depth-first order
-        of the canonical spanning tree — for a tree, :meth:`leaf_order`; a node sits midway
-        between the angles of its first and last canonical child, at radius = depth (classes
-        at the maximum depth if ``classes_outside``). DAG edges off that tree are ignored.
-        """
-        children = self._tree_children()
-        slots, stack = [], [self.root]
-        while stack:
-            node = stack.pop()
-            if node in self._index or not children[node]:
-                slots.append(node)
-            stack.extend(reversed(children[node]))
-        angle = {n: 2 * math.pi * k / len(slots) for k, n in enumerate(slots)}
-        for node in sorted(self.graph, key=lambda n: -self._depth[n]):
-            if node not in angle:
-                below = [angle[c] for c in children[node]]
-                angle[node] = (min(below) + max(below)) / 2
-        max_depth = max(self._depth.values())
-        return {n: (angle[n], float(max_depth if classes_outside and n in self._index
-                                    else self._depth[n])) for n in self.graph}
-
     # ------------------------------------------------------------------ distances
     def edge_distances(self) -> np.ndarray:
-        """e_ij: edges on the shortest undirected path between classes i and j.
+        """e_ij, shape (n, n): see :func:`kesl_utils.distances.edge_distances`."""
+        return distances.edge_distances(self)
 
-        Returns:
-            ``numpy.ndarray`` of shape (n, n), dtype ``int16`` (``int32`` for hierarchies
-            deeper than 16,000), symmetric, e_ii = 0. Convert before averaging in torch.
-
-        Trees: e_ij = depth_i + depth_j − 2·depth(LCA), vectorised over the blocks of a
-        depth-first ordering. DAGs: the shortest path may climb through a second parent, so
-        e_ij = min(tree distance in the canonical spanning tree, min_s e_is + e_sj) over the
-        nodes s with several parents (every path off the spanning tree passes through one),
-        with e_is from a breadth-first search per such node; when there are many of them,
-        a breadth-first search from every class, vectorised over classes with numpy.
-        """
-        max_depth = max(self._depth.values())
-        dtype = np.int16 if 2 * max_depth < np.iinfo(np.int16).max and \
-            self.graph.number_of_nodes() < np.iinfo(np.int16).max else np.int32
-        if self._is_tree:
-            return self._tree_distances(dtype, self._children)
-        multi_parent = sorted(v for v in self.graph if self.graph.in_degree(v) > 1)
-        n, k = self.num_classes, len(multi_parent)
-        bfs_cost = 4 * self.graph.number_of_edges() * max_depth  # per source
-        if k < n and k * (n * n + bfs_cost) <= n * bfs_cost:
-            return self._spanning_tree_distances(dtype, multi_parent)
-        return self._bfs_lengths(self.classes, self.classes, dtype)
-
-    def _spanning_tree_distances(self, dtype, via: Sequence[str]) -> np.ndarray:
-        tree_children = self._tree_children()
-        e = self._tree_distances(dtype, tree_children.__getitem__)
-        to_classes = self._bfs_lengths(via, self.classes, dtype)  # (k, n): e_sj
-        for a in to_classes:
-            np.minimum(e, a[:, None] + a[None, :], out=e)
-        return e
-
-    def _tree_distances(self, dtype, children) -> np.ndarray:
-        # In a depth-first order the classes below any node form a contiguous range
-        # [lo, hi). Every common ancestor of i and j other than the root contributes one
-        # block covering (i, j), so subtracting 2 per node block from depth_i + depth_j
-        # leaves e_ij. Cost: Σ_v |range(v)|² ≤ depth · n², as plain slice operations.
-        position = np.empty(self.num_classes, dtype=np.int64)
-        ranges = []  # (lo, hi) per non-root node with classes below
-        counter = 0
-        stack = [(self.root, False)]
-        start: dict[str, int] = {}
-        while stack:
-            node, leaving = stack.pop()
-            if leaving:
-                if node != self.root and counter > start[node]:
-                    ranges.append((start[node], counter))
-                continue
-            start[node] = counter
-            if node in self._index:
-                position[self._index[node]] = counter
-                counter += 1
-            stack.append((node, True))
-            for child in reversed(children(node)):
-                stack.append((child, False))
-        depth_sorted = np.empty(self.num_classes, dtype=dtype)
-        depth_sorted[position] = [self._depth[c] for c in self.classes]
-        e = depth_sorted[:, None] + depth_sorted[None, :]
-        for lo, hi in ranges:
-            e[lo:hi, lo:hi] -= 2
-        if np.array_equal(position, np.arange(self.num_classes)):
-            return e
-        return e[np.ix_(position, position)]
-
-    def _bfs_lengths(self, sources: Sequence[str], targets: Sequence[str], dtype) -> np.ndarray:
-        """Undirected shortest-path lengths, shape (len(sources), len(targets)).
-
-        Breadth-first search from all sources at once: the frontier is a boolean matrix
-        (sources × nodes) and one step ORs each node's neighbour columns (``reduceat``).
-        """
-        nodes = list(self.graph)
-        node_index = {v: k for k, v in enumerate(nodes)}
-        edges = np.array([(node_index[u], node_index[v]) for u, v in self.graph.edges()],
-                         dtype=np.int64).reshape(-1, 2)
-        # Undirected adjacency grouped by destination: the neighbours of node k are
-        # src[starts[k]:starts[k+1]]; every node has one (connected, more than one node).
-        both = np.concatenate([edges, edges[:, ::-1]])
-        both = both[np.lexsort((both[:, 0], both[:, 1]))]
-        src, dst = both[:, 0], both[:, 1]
-        starts = np.searchsorted(dst, np.arange(len(nodes)))
-        source_nodes = np.array([node_index[v] for v in sources], dtype=np.int64)
-        target_nodes = np.array([node_index[v] for v in targets], dtype=np.int64)
-        out = np.zeros((len(sources), len(targets)), dtype=dtype)
-        if len(nodes) == 1:
-            return out
-        for lo in range(0, len(sources), _BFS_BLOCK):
-            rows = np.arange(lo, min(lo + _BFS_BLOCK, len(sources)))
-            frontier = np.zeros((len(rows), len(nodes)), dtype=bool)
-            frontier[np.arange(len(rows)), source_nodes[rows]] = True
-            visited = frontier.copy()
-            found = frontier[:, target_nodes]
-            block = np.zeros((len(rows), len(targets)), dtype=dtype)
-            step = 0
-            while not found.all():
-                step += 1
-                reached = np.logical_or.reduceat(frontier[:, src], starts, axis=1)
-                frontier = reached & ~visited
-                if not frontier.any():  # cannot happen once validated
-                    raise HierarchyError("the graph is not connected")
-                visited |= frontier
-                new = frontier[:, target_nodes]
-                block[new] = step
-                found |= new
-            out[rows] = block
-        return out
+    def lca_heights(self) -> np.ndarray:
+        """LCA heights, shape (n, n): see :func:`kesl_utils.distances.lca_heights`."""
+        return distances.lca_heights(self)
 
     # ------------------------------------------------------------------ misc
     def __eq__(self, other) -> bool:
@@ -709,132 +676,157 @@ class Hierarchy:
 
 
 # ---------------------------------------------------------------------- shipped files
-def _pretty_cub_name(class_name: str) -> str:
+def _shipped_path(dataset: str) -> Path:
+    return paths.hierarchies_dir() / dataset_spec(dataset).hierarchy_file
+
+
+def _pretty_class_name(class_name: str) -> str:
     """``"001.Black_footed_Albatross"`` → ``"Black footed Albatross"``."""
     return class_name.split(".", 1)[-1].replace("_", " ")
+
+
+def load_taxonomy_hierarchy(path: str | os.PathLike, levels: Sequence[str]) -> Hierarchy:
+    """A taxonomy CSV with a ``class_id`` column: classes ordered by ``class_id``.
+
+    Class nodes are named without number prefix and underscores
+    (``"001.Black_footed_Albatross"`` → ``"Black footed Albatross"``). Errors name the file's
+    rows and lines.
+    """
+    levels = _level_list(levels)
+    frame, lines = read_csv_table(path, "a taxonomy CSV with the columns "
+                                  + _quoted(["class_id", *levels]))
+    graph, file_order = _taxonomy_graph(frame, levels, "root", lines, str(path))
+    if "class_id" not in frame.columns:
+        raise HierarchyError(f"no 'class_id' column; columns are {_quoted(frame.columns)}",
+                             str(path))
+    ids: list[int | None] = []
+    for text in frame["class_id"]:
+        try:
+            ids.append(int(text.strip()))
+        except ValueError:
+            ids.append(None)
+    bad = [row for row, i in enumerate(ids) if i is None]
+    if bad:
+        raise HierarchyError(f"class_id is not an integer in {_rows(bad, lines)}", str(path))
+    repeated = [i for i, k in Counter(ids).items() if k > 1]
+    if repeated:
+        raise HierarchyError(f"duplicate class_id values {_quoted(repeated)}", str(path))
+    by_id = [c for _, c in sorted(zip(ids, file_order))]
+    hierarchy = Hierarchy(graph, by_id, "root", context=str(path))
+    for c in hierarchy.classes:
+        graph.nodes[c]["name"] = _pretty_class_name(c)
+    return hierarchy
 
 
 def load_cub_hierarchy(path: str | os.PathLike | None = None) -> Hierarchy:
     """CUB-200-2011 taxonomy root → order → family → genus → class (``cub_taxonomy.csv``).
 
     Classes are the ``class_name`` values (``"001.Black_footed_Albatross"``) ordered by
-    ``class_id`` (label id = class_id − 1 for the shipped file); class nodes are named
-    without number and underscores.
+    ``class_id`` (label id = class_id − 1 for the shipped file).
     """
-    import pandas as pd
-
-    path = Path(path) if path is not None else paths.hierarchies_dir() / "cub_taxonomy.csv"
-    file_order = Hierarchy.from_taxonomy(path, CUB_LEVELS)  # errors name the file's rows
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if "class_id" not in table.columns:
-        raise HierarchyError(f"no 'class_id' column; columns are {_quoted(table.columns)}",
-                             str(path))
-    ids = pd.to_numeric(table["class_id"].str.strip(), errors="coerce")
-    if ids.isna().any():
-        raise HierarchyError(f"class_id is not an integer in {_rows(np.flatnonzero(ids.isna()))}",
-                             str(path))
-    by_id = [c for _, c in sorted(zip(ids, file_order.classes), key=lambda pair: pair[0])]
-    hierarchy = Hierarchy(file_order.graph, by_id, file_order.root, context=str(path))
-    for c in hierarchy.classes:
-        hierarchy.graph.nodes[c]["name"] = _pretty_cub_name(c)
-    return hierarchy
-
-
-def _subnet_json(dataset: str) -> Path:
-    return paths.hierarchies_dir() / WORDNET_SUBNETS[dataset][1]
+    return load_taxonomy_hierarchy(path if path is not None else _shipped_path("cub"),
+                                   DATASETS["cub"].taxonomy_levels)
 
 
 def load_mini_imagenet_hierarchy(path: str | os.PathLike | None = None) -> Hierarchy:
     """The WordNet DAG subnet of the 100 Mini-ImageNet classes (shipped JSON; no WordNet)."""
-    return Hierarchy.from_json(path if path is not None else _subnet_json("mini_imagenet"))
-
-
-def load_small_imagenet_hierarchy(path: str | os.PathLike | None = None) -> Hierarchy:
-    """The WordNet DAG subnet of the 200 Small-ImageNet (= Tiny-ImageNet) classes."""
-    return Hierarchy.from_json(path if path is not None else _subnet_json("small_imagenet"))
+    return Hierarchy.from_json(path if path is not None else _shipped_path("mini_imagenet"))
 
 
 def load_hierarchy(dataset: str) -> Hierarchy:
-    """The shipped hierarchy of ``"cub"``, ``"mini_imagenet"`` or ``"small_imagenet"``."""
-    loaders = {"cub": load_cub_hierarchy, "mini_imagenet": load_mini_imagenet_hierarchy,
-               "small_imagenet": load_small_imagenet_hierarchy}
-    if dataset not in loaders:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {_quoted(DATASETS)}")
-    return loaders[dataset]()
+    """The shipped hierarchy of a dataset of :data:`kesl_utils.names.DATASETS`.
+
+    A ``"taxonomy"`` dataset reads its CSV (:func:`load_taxonomy_hierarchy` with the
+    registry's ``taxonomy_levels``), a ``"wordnet"`` dataset its derived JSON subnet.
+    """
+    spec = dataset_spec(dataset)
+    if spec.hierarchy_kind == "taxonomy":
+        return load_taxonomy_hierarchy(_shipped_path(dataset), spec.taxonomy_levels)
+    if spec.hierarchy_kind == "wordnet":
+        return Hierarchy.from_json(_shipped_path(dataset))
+    raise ValueError(f"dataset {dataset!r} has hierarchy_kind={spec.hierarchy_kind!r}; "
+                     "expected 'taxonomy' or 'wordnet'")
 
 
 def read_class_wnids(csv_path: str | os.PathLike) -> list[str]:
     """The ``wnid`` column of a class list CSV, in file order."""
-    import pandas as pd
-
-    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    table, _ = read_csv_table(csv_path, "a class list CSV with a 'wnid' column")
     if "wnid" not in table.columns:
         raise HierarchyError(f"no 'wnid' column; columns are {_quoted(table.columns)}",
                              str(csv_path))
     return [w.strip() for w in table["wnid"]]
 
 
+# ---------------------------------------------------------------------- derived WordNet subnets
+def wordnet_datasets() -> list[str]:
+    """The datasets of the registry whose hierarchy is a WordNet subnet, in registry order."""
+    return [name for name, spec in DATASETS.items() if spec.hierarchy_kind == "wordnet"]
+
+
 def wordnet_subnet(dataset: str) -> tuple[Hierarchy, str]:
     """Rebuild a shipped subnet from its class CSV and WordNet: ``(hierarchy, comment)``."""
-    csv_name, _ = WORDNET_SUBNETS[dataset]
-    csv_path = paths.hierarchies_dir() / csv_name
-    hierarchy = Hierarchy.from_wordnet(read_class_wnids(csv_path), mode="dag")
+    spec = dataset_spec(check_choice("dataset", dataset, wordnet_datasets()))
+    hierarchy = Hierarchy.from_wordnet(read_class_wnids(paths.hierarchies_dir() / spec.class_list),
+                                       mode="dag")
+    # The comment is part of the shipped JSON files: change the command in both at once.
     comment = (f"WordNet 3.0 subnet (every hypernym path up to entity.n.01) of the classes "
-               f"in {csv_name}, in its row order; derived data, regenerate with "
-               "`python -m kesl_utils.hierarchy regenerate`")
+               f"in {spec.class_list}, in its row order; derived data, regenerate with "
+               "`python -m kesl_utils hierarchy regenerate`")
     return hierarchy, comment
 
 
+class Regeneration(dict):
+    """``{json_path: changed}`` from :func:`regenerate_wordnet_subnets`; ``check``: compare only."""
+
+    def __init__(self, changed: Mapping[Path, bool], *, check: bool):
+        super().__init__(changed)
+        self.check = check
+
+
 def regenerate_wordnet_subnets(*, check: bool = False,
-                               datasets: Sequence[str] = tuple(WORDNET_SUBNETS)) -> dict:
-    """Rebuild ``data/hierarchies/*_wordnet.json`` from the class CSVs and WordNet 3.0.
+                               datasets: Sequence[str] | None = None) -> Regeneration:
+    """Rebuild the WordNet subnet JSON files of the registry from their class CSVs and WordNet 3.0.
 
     Args:
         check: compare only; write nothing.
-        datasets: which subnets.
+        datasets: which datasets (default: every WordNet dataset of the registry).
 
     Returns:
         ``{json_path: changed}`` — whether the file differed from the regenerated text
-        (and, unless ``check``, was rewritten atomically).
+        (and, unless ``check``, was rewritten atomically). A command line exits with 1 when
+        ``check`` and any value is true.
+
+    Raises:
+        ValueError: a dataset that is not a WordNet dataset of the registry (before any work).
     """
+    datasets = wordnet_datasets() if datasets is None else list(datasets)
+    for dataset in datasets:
+        check_choice("dataset", dataset, wordnet_datasets())
     result = {}
     for dataset in datasets:
         hierarchy, comment = wordnet_subnet(dataset)
         text = hierarchy.to_json_text(comment)
-        target = _subnet_json(dataset)
+        target = _shipped_path(dataset)
         old = target.read_text(encoding="utf-8") if target.exists() else None
         result[target] = old != text
         if old != text and not check:
             paths.atomic_write_text(target, text)
-    return result
+    return Regeneration(result, check=check)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kesl_utils.hierarchy",
-                                     description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    regen = sub.add_parser("regenerate", help="rebuild the WordNet subnet JSON files")
-    regen.add_argument("--check", action="store_true",
-                       help="exit with status 1 if a shipped file differs; write nothing")
-    regen.add_argument("datasets", nargs="*", metavar="dataset",
-                       help=f"any of {', '.join(WORDNET_SUBNETS)} (default: all)")
-    args = parser.parse_args(argv)
-    unknown = [d for d in args.datasets if d not in WORDNET_SUBNETS]
-    if unknown:
-        parser.error(f"unknown dataset(s) {_quoted(unknown)}; expected "
-                     f"{_quoted(WORDNET_SUBNETS)}")
-    result = regenerate_wordnet_subnets(check=args.check,
-                                        datasets=args.datasets or list(WORDNET_SUBNETS))
+def describe_regeneration(result: Mapping[Path, bool], check: bool | None = None) -> list[str]:
+    """One line per file of :func:`regenerate_wordnet_subnets`, path relative to the repository.
+
+    ``"data/hierarchies/x.json: up to date (Hierarchy(DAG, …))"``, ``": rewritten (…)"`` or,
+    when checking, ``": differs"``. ``check`` defaults to the result's own ``check``.
+    """
+    check = getattr(result, "check", False) if check is None else check
+    lines = []
     for path, changed in result.items():
-        h = Hierarchy.from_json(path) if path.exists() and not (args.check and changed) \
-            else None
-        state = ("differs" if args.check else "rewritten") if changed else "up to date"
-        detail = f" ({h!r})" if h is not None else ""
+        state = ("differs" if check else "rewritten") if changed else "up to date"
         shown = path.relative_to(paths.PROJECT_ROOT) if path.is_relative_to(paths.PROJECT_ROOT) \
             else path
-        print(f"{shown}: {state}{detail}")
-    return 1 if args.check and any(result.values()) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        detail = f" ({Hierarchy.from_json(path)!r})" if path.exists() and not (check and changed) \
+            else ""
+        lines.append(f"{shown}: {state}{detail}")
+    return lines

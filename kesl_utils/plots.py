@@ -92,6 +92,34 @@ def training_curves(histories: dict[str, list[list[dict]]], *, metric: str = "tr
     return ax
 
 
+def radial_layout(hierarchy, *, classes_outside: bool = True) -> dict[str, tuple[float, float]]:
+    """Polar coordinates ``{node: (angle, radius)}`` for drawing ``hierarchy``.
+
+    Classes (and any other leaves) are spaced evenly on the circle in depth-first order of the
+    canonical spanning tree — for a tree, ``hierarchy.leaf_order()``; a node sits midway between
+    the angles of its first and last canonical child, at radius = depth (classes at the maximum
+    depth if ``classes_outside``). DAG edges off that tree are ignored.
+    """
+    h = hierarchy
+    classes = set(h.classes)
+    children = h.canonical_children()
+    slots, stack = [], [h.root]
+    while stack:
+        node = stack.pop()
+        if node in classes or not children[node]:
+            slots.append(node)
+        stack.extend(reversed(children[node]))
+    angle = {n: 2 * np.pi * k / len(slots) for k, n in enumerate(slots)}
+    depth = {n: h.depth(n) for n in h.graph}
+    for node in sorted(h.graph, key=lambda n: -depth[n]):
+        if node not in angle:
+            below = [angle[c] for c in children[node]]
+            angle[node] = (min(below) + max(below)) / 2
+    max_depth = max(depth.values())
+    return {n: (angle[n], float(max_depth if classes_outside and n in classes else depth[n]))
+            for n in h.graph}
+
+
 def radial_dendrogram(hierarchy, group_depth: int, ax: plt.Axes, title: str, label_size: float = 5.5) -> plt.Axes:
     """Draw ``hierarchy`` as a radial dendrogram: root in the centre, one ring per depth, classes outside.
 
@@ -103,7 +131,7 @@ def radial_dendrogram(hierarchy, group_depth: int, ax: plt.Axes, title: str, lab
     from matplotlib.patches import Patch
 
     h = hierarchy
-    polar = h.radial_layout()
+    polar = radial_layout(h)
 
     def to_xy(angle, radius):
         return radius * np.cos(angle), radius * np.sin(angle)

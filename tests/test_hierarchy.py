@@ -1,6 +1,8 @@
-"""Hierarchy: constructors, validation errors, exact e_ij on hand-drawn trees and DAGs, JSON.
+"""Hierarchy: constructors, queries, validation errors (naming the file and line), JSON, layout.
 
-No WordNet needed here (see test_wordnet.py and test_shipped_hierarchies.py).
+The hand-drawn hierarchies T1 and D1 are defined here and reused by test_distances.py, which
+checks e_ij and the LCA heights on them. No WordNet needed here (see test_wordnet.py and
+test_shipped_hierarchies.py).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pandas as pd
 import pytest
 
 from kesl_utils import hierarchy as H
+from kesl_utils import plots
 from kesl_utils.hierarchy import Hierarchy, HierarchyError
 
 # Hand-drawn tree T1 (classes in capitals):
@@ -54,12 +57,6 @@ def t1() -> Hierarchy:
 
 def d1() -> Hierarchy:
     return Hierarchy.from_edges(D1_EDGES, D1_CLASSES)
-
-
-def reference_distances(h: Hierarchy) -> np.ndarray:
-    undirected = h.graph.to_undirected()
-    return np.array([[nx.shortest_path_length(undirected, a, b) for b in h.classes]
-                     for a in h.classes])
 
 
 def random_hierarchy(seed: int, n_nodes: int = 40, extra_parents: int = 0) -> Hierarchy:
@@ -134,70 +131,6 @@ def test_from_taxonomy_single_level():
     np.testing.assert_array_equal(h.edge_distances(), 2 * (1 - np.eye(3)))
 
 
-# ---------------------------------------------------------------- distances
-def test_tree_distances_exact():
-    e = t1().edge_distances()
-    assert e.dtype == np.int16 and e.shape == (5, 5)
-    np.testing.assert_array_equal(e, T1_E)
-
-
-def test_tree_distances_follow_class_order():
-    order = ["e", "c", "a", "d", "b"]
-    h = Hierarchy.from_edges(T1_EDGES, order)
-    idx = [T1_CLASSES.index(c) for c in order]
-    np.testing.assert_array_equal(h.edge_distances(), T1_E[np.ix_(idx, idx)])
-
-
-def test_dag_distance_goes_through_second_parent():
-    h = d1()
-    assert not h.is_tree
-    assert h.depth("m") == 2 and h.parent("m") == "r"
-    e = h.edge_distances()
-    np.testing.assert_array_equal(e, D1_E)
-    # Both DAG algorithms agree with the hand count.
-    np.testing.assert_array_equal(h._bfs_lengths(h.classes, h.classes, np.int16), D1_E)
-    np.testing.assert_array_equal(h._spanning_tree_distances(np.int16, ["m"]), D1_E)
-
-
-def test_dag_distance_diamond():
-    # root → x → {u, v} → w; classes w and a sibling leaf z under u.
-    h = Hierarchy.from_edges([("root", "x"), ("x", "u"), ("x", "v"), ("u", "w"), ("v", "w"),
-                              ("u", "z"), ("root", "y")], ["w", "z", "y"])
-    np.testing.assert_array_equal(h.edge_distances(), [[0, 2, 4], [2, 0, 4], [4, 4, 0]])
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_random_trees_match_networkx(seed):
-    h = random_hierarchy(seed)
-    assert h.is_tree
-    np.testing.assert_array_equal(h.edge_distances(), reference_distances(h))
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_random_dags_match_networkx_both_algorithms(seed):
-    h = random_hierarchy(seed, n_nodes=50, extra_parents=8)
-    assert not h.is_tree
-    ref = reference_distances(h)
-    np.testing.assert_array_equal(h.edge_distances(), ref)
-    np.testing.assert_array_equal(h._bfs_lengths(h.classes, h.classes, np.int16), ref)
-    multi = sorted(v for v in h.graph if h.graph.in_degree(v) > 1)
-    np.testing.assert_array_equal(h._spanning_tree_distances(np.int16, multi), ref)
-
-
-def test_bfs_in_blocks(monkeypatch):
-    monkeypatch.setattr(H, "_BFS_BLOCK", 3)
-    h = random_hierarchy(11, n_nodes=60, extra_parents=10)
-    np.testing.assert_array_equal(h._bfs_lengths(h.classes, h.classes, np.int16),
-                                  reference_distances(h))
-
-
-def test_distances_symmetric_zero_diagonal_positive():
-    for h in (t1(), d1(), random_hierarchy(3, extra_parents=5)):
-        e = h.edge_distances()
-        assert (e == e.T).all() and (np.diag(e) == 0).all()
-        assert (e[~np.eye(h.num_classes, dtype=bool)] >= 2).all()  # no class above a class
-
-
 # ---------------------------------------------------------------- orders and summaries
 def test_leaf_order_depth_first_children_by_id():
     h = Hierarchy.from_edges(T1_EDGES, ["e", "d", "c", "b", "a"])
@@ -220,6 +153,16 @@ def test_levels_summary_values():
     assert summary.loc[1, "examples"] == "B, Group A"
 
 
+def test_children_and_canonical_children_dag():
+    h = d1()
+    assert h.children("root") == ["p", "r"] and h.children("q") == ["m", "s"]
+    assert h.children("m") == []
+    tree = h.canonical_children()
+    assert set(tree) == set(h.graph)
+    assert tree["q"] == ["s"] and tree["r"] == ["m", "t"]  # m sits under its canonical parent r
+    assert sum(len(c) for c in tree.values()) == h.graph.number_of_nodes() - 1
+
+
 def test_ancestors_at_depth():
     h = t1()
     assert h.ancestors_at_depth(0) == ["root"] * 5
@@ -231,14 +174,24 @@ def test_ancestors_at_depth():
         h.ancestors_at_depth(-1)
 
 
+# ---------------------------------------------------------------- drawing (kesl_utils.plots)
 def test_radial_layout_angles_and_radii():
     h = t1()
-    layout = h.radial_layout()
+    layout = plots.radial_layout(h)
     assert set(layout) == set(h.graph)
     angles = [layout[h.classes[i]][0] for i in h.leaf_order()]
     np.testing.assert_allclose(angles, 2 * np.pi * np.arange(5) / 5)
-    assert layout["e"][1] == 3.0 and h.radial_layout(classes_outside=False)["e"][1] == 2.0
+    assert layout["e"][1] == 3.0 and plots.radial_layout(h, classes_outside=False)["e"][1] == 2.0
     assert layout["A1"] == (pytest.approx(np.pi * 0.2), 2.0)  # mean of a and b
+
+
+def test_radial_layout_dag_follows_canonical_parents():
+    layout = plots.radial_layout(d1())
+    # Leaves in canonical depth-first order: s (under p-q), m and t (under r).
+    np.testing.assert_allclose([layout[n][0] for n in ("s", "m", "t")],
+                               2 * np.pi * np.arange(3) / 3)
+    assert layout["r"][0] == pytest.approx((layout["m"][0] + layout["t"][0]) / 2)
+    assert layout["m"][1] == layout["s"][1] == 3.0  # classes on the outer ring
 
 
 # ---------------------------------------------------------------- JSON
@@ -413,10 +366,126 @@ def test_taxonomy_error_duplicates_missing_columns_clash(tmp_path):
     table.loc[0, "class_name"] = "root"
     with pytest.raises(HierarchyError, match="class ids equal to internal node ids: 'root'"):
         Hierarchy.from_taxonomy(table, LEVELS)
-    with pytest.raises(HierarchyError, match="does not exist"):
+    with pytest.raises(HierarchyError, match=r"none\.csv: .*the file does not exist; expected a "
+                       "taxonomy CSV with the columns 'order', 'family'"):
         Hierarchy.from_taxonomy(tmp_path / "none.csv", LEVELS)
     with pytest.raises(TypeError, match="DataFrame or a CSV path"):
         Hierarchy.from_taxonomy([["a"]], LEVELS)
+
+
+# ---------------------------------------------------------------- unreadable files (issue 11)
+CSV_HEADER = "order,family,genus,class_name\n"
+
+
+def test_taxonomy_csv_empty_file_or_header_only(tmp_path):
+    csv = tmp_path / "empty.csv"
+    for text in ("", "\n\n"):
+        csv.write_text(text)
+        with pytest.raises(HierarchyError, match=r"empty\.csv: .*the file is empty; expected a "
+                           "taxonomy CSV with the columns 'order', 'family', 'genus', "
+                           "'class_name'"):
+            Hierarchy.from_taxonomy(csv, LEVELS)
+    csv.write_text(CSV_HEADER)
+    with pytest.raises(HierarchyError, match=r"empty\.csv: .*no rows; expected one row per class"):
+        Hierarchy.from_taxonomy(csv, LEVELS)
+
+
+def test_taxonomy_csv_not_utf8_latin1_and_binary(tmp_path):
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes((CSV_HEADER + "O,F,G,x\nO,F,G,Pie-grièche\n").encode("latin-1"))
+    with pytest.raises(HierarchyError, match=r"latin1\.csv: .*line 3: byte 0xe8 is not UTF-8; "
+                       "expected a taxonomy CSV"):
+        Hierarchy.from_taxonomy(latin1, LEVELS)
+    binary = tmp_path / "image.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(HierarchyError, match=r"image\.csv: .*line 3: a NUL byte, so this looks "
+                       "like a binary file"):
+        Hierarchy.from_taxonomy(binary, LEVELS)
+    binary.write_bytes(b"\xff\xfe\xfd")
+    with pytest.raises(HierarchyError, match=r"image\.csv: .*line 1: byte 0xff is not UTF-8"):
+        Hierarchy.from_taxonomy(binary, LEVELS)
+
+
+def test_taxonomy_csv_row_with_an_extra_field(tmp_path):
+    csv = tmp_path / "extra.csv"
+    csv.write_text(CSV_HEADER + "O,F,G,x\nO,F,G,y,surplus\n")
+    with pytest.raises(HierarchyError, match=r"extra\.csv: .*line 3: 5 fields, but the header "
+                       r"\(line 1\) has 4 columns"):
+        Hierarchy.from_taxonomy(csv, LEVELS)
+
+
+def test_taxonomy_csv_directory_and_duplicate_columns(tmp_path):
+    with pytest.raises(HierarchyError, match=f"{tmp_path.name}: .*this is a directory; expected a "
+                       "taxonomy CSV"):
+        Hierarchy.from_taxonomy(tmp_path, LEVELS)
+    csv = tmp_path / "dup.csv"
+    csv.write_text("order,genus,genus,class_name\nO,G,G,x\n")
+    with pytest.raises(HierarchyError, match=r"dup\.csv: .*line 1: duplicate column names 'genus'"):
+        Hierarchy.from_taxonomy(csv, LEVELS)
+
+
+def test_taxonomy_csv_lines_count_blank_lines_bom_and_short_rows(tmp_path):
+    csv = tmp_path / "t.csv"
+    # A byte order mark, a blank line and a row without its trailing comment field: all accepted;
+    # an empty cell is reported on its real line of the file.
+    csv.write_text("\ufefforder,family,genus,class_name,comment\nO,F,G,x\n\nO,,G,y,z\n",
+                   encoding="utf-8")
+    with pytest.raises(HierarchyError,
+                       match=r"row 2 \(line 4, class 'y'\): column 'family' is empty"):
+        Hierarchy.from_taxonomy(csv, LEVELS)
+    csv.write_text("\ufefforder,family,genus,class_name,comment\nO,F,G,x\n\nO,F,G,y,z\n",
+                   encoding="utf-8")
+    assert Hierarchy.from_taxonomy(csv, LEVELS).classes == ["x", "y"]
+
+
+def test_taxonomy_levels_must_be_a_list(tmp_path):
+    csv = tmp_path / "t.csv"
+    TAXONOMY.to_csv(csv, index=False)
+    for table in (TAXONOMY, csv):
+        with pytest.raises(TypeError, match="levels must be a list of column names .* got the "
+                           "string 'class_name'"):
+            Hierarchy.from_taxonomy(table, "class_name")
+    with pytest.raises(TypeError, match="levels must be a list"):
+        H.load_taxonomy_hierarchy(csv, "class_name")
+    assert Hierarchy.from_taxonomy(TAXONOMY, ("class_name",)).num_classes == 5  # a tuple is fine
+
+
+GOOD = {"root": "r", "classes": ["a"], "edges": [["r", "a"]]}
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({**GOOD, "edges": 5}, r"'edges' must be a list of \[parent, child\] pairs, got int"),
+    ({**GOOD, "names": ["a", "b"]}, "'names' must be an object mapping node ids to names, got list"),
+    ({**GOOD, "names": []}, "'names' must be an object mapping node ids to names, got list"),
+    ({**GOOD, "root": None}, r"'root' must be a node id \(a string\), got null"),
+    ({**GOOD, "classes": "a"}, r"'classes' must be a list of node ids \(strings\), got str"),
+    ({**GOOD, "classes": ["a", 3]}, "'classes' must be .* got non-strings: 3"),
+    ({**GOOD, "edges": ["ra"]}, r"edges must be \[parent, child\] pairs of node ids, got: 'ra'"),
+    ({**GOOD, "edges": [["r", ["a"]]]}, r"pairs of node ids, got: \['r', \['a'\]\]"),
+    ({**GOOD, "names": {"a": 1}}, "'names' values must be strings"),
+    ({"classes": ["a"], "edges": [["r", "a"]]}, "missing keys 'root'"),
+    (["r", "a"], "expected a JSON object, got list"),
+])
+def test_json_wrong_types_name_the_file(tmp_path, data, expected):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(HierarchyError, match=r"bad\.json: invalid hierarchy.*" + expected):
+        Hierarchy.from_json(bad)
+
+
+def test_json_unreadable_files_name_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "root": "r",\n  "classes": ["a"]\n  "edges": []\n}\n')
+    with pytest.raises(HierarchyError, match=r"bad\.json: .*line 4: not valid JSON: Expecting ','"):
+        Hierarchy.from_json(bad)
+    bad.write_bytes('{"root": "é"}'.encode("latin-1"))
+    with pytest.raises(HierarchyError, match=r"bad\.json: .*line 1: byte 0xe9 is not UTF-8; "
+                       "expected a hierarchy JSON file"):
+        Hierarchy.from_json(bad)
+    with pytest.raises(HierarchyError, match="this is a directory; expected a hierarchy JSON file"):
+        Hierarchy.from_json(tmp_path)
+    with pytest.raises(HierarchyError, match=r"none\.json: .*the file does not exist"):
+        Hierarchy.from_json(tmp_path / "none.json")
 
 
 def test_json_errors(tmp_path):
@@ -424,7 +493,7 @@ def test_json_errors(tmp_path):
         Hierarchy.from_json(tmp_path / "none.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(HierarchyError, match=r"bad\.json: .*not valid JSON"):
+    with pytest.raises(HierarchyError, match=r"bad\.json: .*line 1: not valid JSON"):
         Hierarchy.from_json(bad)
     bad.write_text(json.dumps({"root": "r", "edges": []}))
     with pytest.raises(HierarchyError, match=r"bad\.json: .*missing keys 'classes'"):
@@ -439,7 +508,9 @@ def test_json_errors(tmp_path):
 
 # ---------------------------------------------------------------- loaders
 def test_load_hierarchy_unknown_dataset():
-    with pytest.raises(ValueError, match="unknown dataset 'imagenet'.*'cub', 'mini_imagenet'"):
+    # The registry's own check (kesl_utils.names.dataset_spec) lists the datasets.
+    with pytest.raises(ValueError, match="dataset='imagenet' is not allowed; expected one of "
+                       "'cub', 'mini_imagenet'"):
         H.load_hierarchy("imagenet")
 
 
@@ -456,7 +527,14 @@ def test_load_cub_hierarchy_orders_by_class_id_and_pretty_names(tmp_path):
                                "Red winged Blackbird"]
     np.testing.assert_array_equal(h.edge_distances(), [[0, 2, 8], [2, 0, 8], [8, 8, 0]])
     csv.write_text("class_id,class_name,order,family,genus\nx,001.A,P,D,G\n")
-    with pytest.raises(HierarchyError, match="class_id is not an integer in row 1"):
+    with pytest.raises(HierarchyError, match=r"cub\.csv: .*class_id is not an integer in row 1 "
+                       r"\(line 2\)"):
+        H.load_cub_hierarchy(csv)
+    csv.write_text("class_id,class_name,order,family,genus\n1,001.A,P,D,G\n1,002.B,P,D,G\n")
+    with pytest.raises(HierarchyError, match=r"cub\.csv: .*duplicate class_id values 1"):
+        H.load_cub_hierarchy(csv)
+    csv.write_text("class_name,order,family,genus\n001.A,P,D,G\n")
+    with pytest.raises(HierarchyError, match=r"cub\.csv: .*no 'class_id' column"):
         H.load_cub_hierarchy(csv)
     csv.write_text("class_id,class_name,order,family,genus\n1,001.A,P,,G\n")
     with pytest.raises(HierarchyError, match=r"cub\.csv: .*row 1 \(line 2, class '001.A'\): "

@@ -1,4 +1,5 @@
-"""The hierarchy files shipped in data/hierarchies/: CUB taxonomy, Mini-/Small-ImageNet subnets.
+"""The hierarchy files shipped in data/hierarchies/: CUB and CIFAR-100 taxonomies, Mini-/Small-
+ImageNet subnets, and the loaders that read them through the registry kesl_utils.names.DATASETS.
 
 The WordNet checks (wnids resolve, names are lemmas, the JSON subnets regenerate exactly)
 skip when WordNet 3.0 is not available offline.
@@ -11,11 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kesl_utils import distances as D
 from kesl_utils import hierarchy as H
-from kesl_utils import paths
+from kesl_utils import names, paths
 from kesl_utils import wordnet as W
 
 DIR = paths.hierarchies_dir()
+WORDNET_DATASETS = [name for name, spec in names.DATASETS.items()
+                    if spec.hierarchy_kind == "wordnet"]
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +85,33 @@ def test_cub_hierarchy_loads_as_tree_by_class_id(cub_table):
     np.testing.assert_array_equal(e, expected)
 
 
+def test_cub_lca_heights_real_pairs():
+    h = H.load_hierarchy("cub")
+    lca = h.lca_heights()
+    pair = lambda a, b: lca[h.class_index(a), h.class_index(b)]  # noqa: E731
+    assert pair("059.California_Gull", "062.Herring_Gull") == 1       # both Larus
+    assert pair("059.California_Gull", "063.Ivory_Gull") == 2         # Larus, Pagophila: Laridae
+    assert pair("059.California_Gull", "071.Long_tailed_Jaeger") == 3  # Laridae, Stercorariidae
+    assert pair("059.California_Gull", "017.Cardinal") == 4           # different orders
+    assert pair("017.Cardinal", "017.Cardinal") == 0
+
+
+def test_cub_lca_height_counts_follow_the_taxonomy(cub_table):
+    def ordered_pairs_within(column: str) -> int:  # ordered pairs of distinct classes sharing it
+        sizes = cub_table[column].value_counts().to_numpy()
+        return int((sizes * (sizes - 1)).sum())
+
+    n = len(cub_table)
+    genus, family, order = (ordered_pairs_within(c) for c in ("genus", "family", "order"))
+    values, counts = np.unique(H.load_hierarchy("cub").lca_heights(), return_counts=True)
+    assert dict(zip(values.tolist(), counts.tolist())) == {
+        0: n, 1: genus, 2: family - genus, 3: order - family, 4: n * (n - 1) - order}
+
+
 # ---------------------------------------------------------------- ImageNet class lists
 @pytest.mark.parametrize("dataset, n_classes", [("mini_imagenet", 100), ("small_imagenet", 200)])
 def test_class_lists_shape(dataset, n_classes):
-    table = pd.read_csv(DIR / H.WORDNET_SUBNETS[dataset][0], dtype=str, keep_default_na=False)
+    table = pd.read_csv(DIR / names.DATASETS[dataset].class_list, dtype=str, keep_default_na=False)
     assert len(table) == n_classes and table["wnid"].is_unique
     assert table["wnid"].str.fullmatch(r"n\d{8}").all()
     assert (table["name"].str.strip() != "").all()
@@ -95,9 +122,9 @@ def test_class_lists_shape(dataset, n_classes):
         assert list(table.columns) == ["wnid", "name"]
 
 
-@pytest.mark.parametrize("dataset", list(H.WORDNET_SUBNETS))
+@pytest.mark.parametrize("dataset", WORDNET_DATASETS)
 def test_wnids_resolve_and_names_are_lemmas(wn, dataset):
-    table = pd.read_csv(DIR / H.WORDNET_SUBNETS[dataset][0], dtype=str, keep_default_na=False)
+    table = pd.read_csv(DIR / names.DATASETS[dataset].class_list, dtype=str, keep_default_na=False)
     unknown, mismatched = [], []
     for wnid, name in zip(table["wnid"], table["name"]):
         synset = W.find_synset(wnid)
@@ -109,40 +136,154 @@ def test_wnids_resolve_and_names_are_lemmas(wn, dataset):
 
 
 # ---------------------------------------------------------------- derived JSON subnets
-@pytest.mark.parametrize("dataset", list(H.WORDNET_SUBNETS))
+@pytest.mark.parametrize("dataset", WORDNET_DATASETS)
 def test_subnet_json_loads_without_wordnet(dataset):
     h = H.load_hierarchy(dataset)
-    table = pd.read_csv(DIR / H.WORDNET_SUBNETS[dataset][0], dtype=str, keep_default_na=False)
+    table = pd.read_csv(DIR / names.DATASETS[dataset].class_list, dtype=str, keep_default_na=False)
     assert h.classes == table["wnid"].tolist() and h.root == H.ROOT_WNID
     e = h.edge_distances()
     assert (e == e.T).all() and (np.diag(e) == 0).all()
     assert e[~np.eye(h.num_classes, dtype=bool)].min() >= 2
-    data = json.loads((DIR / H.WORDNET_SUBNETS[dataset][1]).read_text())
+    data = json.loads((DIR / names.DATASETS[dataset].hierarchy_file).read_text())
     assert data["edges"] == sorted(data["edges"])
 
 
-@pytest.mark.parametrize("dataset", list(H.WORDNET_SUBNETS))
+@pytest.mark.parametrize("dataset", WORDNET_DATASETS)
+def test_subnet_lca_heights_bounded(dataset):
+    h = H.load_hierarchy(dataset)
+    lca = D.lca_heights(h)
+    top = D.node_heights(h)[h.root]
+    off = lca[~np.eye(h.num_classes, dtype=bool)]
+    assert lca.shape == (h.num_classes,) * 2 and np.issubdtype(lca.dtype, np.integer)
+    assert np.isfinite(lca.astype(float)).all()
+    assert (lca == lca.T).all() and (np.diag(lca) == 0).all()
+    assert off.min() >= 1 and off.max() <= top
+
+
+@pytest.mark.parametrize("dataset", WORDNET_DATASETS)
 def test_subnet_json_regenerates_exactly(wn, dataset):
     hierarchy, comment = H.wordnet_subnet(dataset)
-    shipped = DIR / H.WORDNET_SUBNETS[dataset][1]
+    shipped = DIR / names.DATASETS[dataset].hierarchy_file
     assert hierarchy.to_json_text(comment) == shipped.read_text(encoding="utf-8"), \
-        "run `python -m kesl_utils.hierarchy regenerate`"
+        "run `python -m kesl_utils hierarchy regenerate`"
     assert H.regenerate_wordnet_subnets(check=True, datasets=[dataset]) == {shipped: False}
 
 
-def test_regenerate_writes_missing_files_and_command_line(wn, tmp_path, monkeypatch, capsys):
-    for csv, _ in H.WORDNET_SUBNETS.values():
+def test_regenerate_writes_missing_files(wn, tmp_path, monkeypatch):
+    files = [(names.DATASETS[d].class_list, names.DATASETS[d].hierarchy_file)
+             for d in WORDNET_DATASETS]
+    for csv, _ in files:
         (tmp_path / csv).write_bytes((DIR / csv).read_bytes())
     monkeypatch.setattr(H.paths, "hierarchies_dir", lambda: tmp_path)
-    assert H.main(["regenerate", "--check"]) == 1  # nothing written yet
+    result = H.regenerate_wordnet_subnets(check=True)
+    assert result.check and all(result.values())  # nothing written yet
     assert not list(tmp_path.glob("*.json"))
-    assert H.main(["regenerate"]) == 0
-    for _, json_name in H.WORDNET_SUBNETS.values():
+    lines = H.describe_regeneration(result)
+    assert lines[0] == f"{tmp_path / 'mini_imagenet_wordnet.json'}: differs"
+    result = H.regenerate_wordnet_subnets()
+    assert not result.check and all(result.values())
+    for _, json_name in files:
         assert (tmp_path / json_name).read_bytes() == (DIR / json_name).read_bytes()
-    assert H.main(["regenerate", "--check", "mini_imagenet"]) == 0
-    out = capsys.readouterr().out
-    assert "mini_imagenet_wordnet.json: differs" in out
-    assert "mini_imagenet_wordnet.json: rewritten (Hierarchy(DAG, 100 classes" in out
-    assert "mini_imagenet_wordnet.json: up to date" in out
-    with pytest.raises(SystemExit):
-        H.main(["regenerate", "imagenet"])
+    assert H.describe_regeneration(result)[0].startswith(
+        f"{tmp_path / 'mini_imagenet_wordnet.json'}: rewritten (Hierarchy(DAG, 100 classes")
+    result = H.regenerate_wordnet_subnets(check=True, datasets=["mini_imagenet"])
+    assert result == {tmp_path / "mini_imagenet_wordnet.json": False}
+    assert H.describe_regeneration(result)[0].startswith(
+        f"{tmp_path / 'mini_imagenet_wordnet.json'}: up to date (Hierarchy(DAG, 100 classes")
+
+
+def test_regenerate_rejects_datasets_that_are_not_wordnet_subnets():
+    assert H.wordnet_datasets() == WORDNET_DATASETS == ["mini_imagenet", "small_imagenet"]
+    for dataset in ("cub", "imagenet"):  # checked before WordNet is needed
+        with pytest.raises(ValueError, match=f"dataset='{dataset}' is not allowed; expected one of "
+                           "'mini_imagenet', 'small_imagenet'"):
+            H.regenerate_wordnet_subnets(check=True, datasets=["mini_imagenet", dataset])
+
+
+def test_describe_regeneration_lines_relative_to_the_repository(tmp_path):
+    shipped = DIR / "mini_imagenet_wordnet.json"
+    elsewhere = H.load_hierarchy("mini_imagenet").to_json(tmp_path / "mini.json")
+    checked = H.Regeneration({shipped: False, tmp_path / "missing.json": True, elsewhere: True},
+                             check=True)
+    assert H.describe_regeneration(checked) == [
+        "data/hierarchies/mini_imagenet_wordnet.json: up to date "
+        "(Hierarchy(DAG, 100 classes, 331 nodes, root='n00001740'))",
+        f"{tmp_path / 'missing.json'}: differs",
+        f"{elsewhere}: differs",
+    ]
+    written = H.Regeneration({shipped: True}, check=False)
+    assert H.describe_regeneration(written) == [
+        "data/hierarchies/mini_imagenet_wordnet.json: rewritten "
+        "(Hierarchy(DAG, 100 classes, 331 nodes, root='n00001740'))"]
+    # A plain {path: changed} dict with check given explicitly reads the same.
+    assert H.describe_regeneration({shipped: True}, check=True) == [
+        "data/hierarchies/mini_imagenet_wordnet.json: differs"]
+    assert H.describe_regeneration(dict(written), check=False) == H.describe_regeneration(written)
+
+
+# ---------------------------------------------------------------- the registry
+def test_load_hierarchy_reads_the_registry(monkeypatch):
+    for name, spec in names.DATASETS.items():
+        h = H.load_hierarchy(name)
+        assert h.is_tree == (spec.hierarchy_kind == "taxonomy")
+    # A new taxonomy dataset is one registry entry: file name, kind and levels come from it.
+    spec = names.DatasetSpec("cifar100_test", "CIFAR-100", "cifar100_taxonomy.csv", "taxonomy",
+                             "none", (), taxonomy_levels=("superclass", "class_name"))
+    monkeypatch.setitem(names.DATASETS, spec.name, spec)
+    h = H.load_hierarchy(spec.name)
+    assert h.num_classes == 100 and h.classes[:2] == ["apple", "aquarium_fish"]
+    assert h.class_names()[1] == "aquarium fish"
+
+
+# ---------------------------------------------------------------- CIFAR-100
+CIFAR_SUPERCLASSES = {
+    "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables",
+    "household_electrical_devices", "household_furniture", "insects", "large_carnivores",
+    "large_man-made_outdoor_things", "large_natural_outdoor_scenes",
+    "large_omnivores_and_herbivores", "medium_mammals", "non-insect_invertebrates", "people",
+    "reptiles", "small_mammals", "trees", "vehicles_1", "vehicles_2"}
+
+
+@pytest.fixture(scope="module")
+def cifar_table() -> pd.DataFrame:
+    return pd.read_csv(DIR / "cifar100_taxonomy.csv", dtype=str, keep_default_na=False)
+
+
+def test_cifar100_classes_in_fine_label_order(cifar_table):
+    assert list(cifar_table.columns) == ["class_id", "class_name", "superclass"]
+    assert cifar_table["class_id"].tolist() == [str(k) for k in range(100)]
+    fine = cifar_table["class_name"].tolist()
+    # torchvision's CIFAR100(...).classes: the dataset's fine_label_names, alphabetical.
+    assert fine == sorted(fine) and len(set(fine)) == 100
+    assert all(name.replace("_", "").isalpha() and name.islower() for name in fine)
+    assert {k: fine[k] for k in (0, 1, 2, 39, 41, 47, 58, 83, 96, 99)} == {
+        0: "apple", 1: "aquarium_fish", 2: "baby", 39: "keyboard", 41: "lawn_mower",
+        47: "maple_tree", 58: "pickup_truck", 83: "sweet_pepper", 96: "willow_tree", 99: "worm"}
+
+
+def test_cifar100_twenty_superclasses_of_five(cifar_table):
+    sizes = cifar_table["superclass"].value_counts()
+    assert set(sizes.index) == CIFAR_SUPERCLASSES and (sizes == 5).all()
+    superclass = dict(zip(cifar_table["class_name"], cifar_table["superclass"]))
+    spot = ("maple_tree", "aquarium_fish", "pickup_truck", "lawn_mower", "whale", "sweet_pepper",
+            "skyscraper", "spider", "keyboard")
+    assert {c: superclass[c] for c in spot} == {
+        "maple_tree": "trees", "aquarium_fish": "fish", "pickup_truck": "vehicles_1",
+        "lawn_mower": "vehicles_2", "whale": "aquatic_mammals",
+        "sweet_pepper": "fruit_and_vegetables", "skyscraper": "large_man-made_outdoor_things",
+        "spider": "non-insect_invertebrates", "keyboard": "household_electrical_devices"}
+
+
+def test_cifar100_hierarchy_edge_distances(cifar_table):
+    h = H.Hierarchy.from_taxonomy(DIR / "cifar100_taxonomy.csv",
+                                  levels=["superclass", "class_name"])
+    assert h.is_tree and h.classes == cifar_table["class_name"].tolist()
+    assert h.levels_summary()["n_nodes"].tolist() == [1, 20, 100]
+    same = cifar_table["superclass"].to_numpy()
+    same = same[:, None] == same[None, :]
+    expected = np.where(same, 2, 4)
+    np.fill_diagonal(expected, 0)
+    np.testing.assert_array_equal(h.edge_distances(), expected)
+    np.testing.assert_array_equal(h.lca_heights(), expected // 2)
+    assert H.load_taxonomy_hierarchy(DIR / "cifar100_taxonomy.csv", ["superclass", "class_name"]) \
+        .classes == h.classes
