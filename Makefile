@@ -8,19 +8,24 @@ PY        := $(VENV)/bin/python
 PROFILE   ?= quick
 DATA_ROOT ?= data/raw
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-# `make test` writes its smoke-profile records and figures here, never into results/.
+# pytest writes its records here; nbval runs the smoke profile, whose results go to build/results-smoke/.
+# Neither ever writes into results/ (the committed quick run).
 TEST_RESULTS ?= $(CURDIR)/build/test-results
+# `make lab` as root (containers) needs --allow-root; LAB_ARGS passes anything else (--port, --no-browser, ...).
+LAB_ARGS  ?=
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 INSTALLED := $(VENV)/.kesl-installed
-WORDNET   := .nltk_data/.kesl-wordnet-ready
 
 .PHONY: reproduce test env lab clean wordnet help
 
 help:
-	@echo "make reproduce [PROFILE=quick|smoke|paper] [DATA_ROOT=data/raw]  run every notebook, write results/"
+	@echo "make reproduce [PROFILE=quick|smoke|paper] [DATA_ROOT=data/raw]  run every notebook; quick writes results/,"
+	@echo "                                                                 smoke build/results-smoke/, paper results-paper/"
 	@echo "make test                                                        pytest + nbval (smoke profile)"
-	@echo "make lab                                                         JupyterLab on notebooks/"
+	@echo "make lab [LAB_ARGS='--port 8889']                                JupyterLab on notebooks/"
 	@echo "make env                                                         set-up only"
-	@echo "make clean                                                       remove generated results"
+	@echo "make clean                                                       remove generated, untracked results (never a"
+	@echo "                                                                 tracked file, never results-paper/)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,11 +37,10 @@ $(INSTALLED): pyproject.toml | $(PY)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (kesl)" >/dev/null
 	@touch $@
 
-$(WORDNET): $(INSTALLED)
-	$(PY) -m kesl_utils.wordnet
-	@touch $@
-
-env: $(INSTALLED) $(WORDNET)
+# WordNet is needed only to rebuild the shipped subnets or to build one for new classes: when no
+# route works, this warns (naming the routes) and set-up goes on.
+env: $(INSTALLED)
+	@$(PY) -m kesl_utils.wordnet --optional
 
 wordnet: $(INSTALLED)
 	$(PY) -m kesl_utils.wordnet
@@ -46,10 +50,14 @@ reproduce: env
 
 test: env
 	KESL_RESULTS_DIR=$(TEST_RESULTS) $(PY) -m pytest tests
-	KESL_PROFILE=smoke KESL_RESULTS_DIR=$(TEST_RESULTS) $(PY) -m pytest --nbval-lax $(NOTEBOOKS)
+	KESL_PROFILE=smoke KESL_PROGRESS=0 $(PY) -m pytest --nbval-lax $(NOTEBOOKS)
 
 lab: env
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(ROOT_FLAG) $(LAB_ARGS)
 
+# Generated files only: build/ (smoke and test results), and what git does not track under results/
+# (checkpoints, artifacts, executed notebooks, records of runs not committed). Tracked files stay, and
+# so does results-paper/ (days of GPU time: remove it by hand).
 clean:
-	rm -rf results/notebooks results/checkpoints results/runs results/tables results/figures results/README.md build/test-results
+	rm -rf build results/notebooks results/checkpoints results/artifacts
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then git clean -fdxq -- results; fi

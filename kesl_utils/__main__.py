@@ -1,15 +1,20 @@
-"""Command line: ``python -m kesl_utils train ...`` and ``python -m kesl_utils table NAME ...``.
+"""Command line: ``python -m kesl_utils train | table | hierarchy``.
 
 ``train`` runs one config through the same engine as the notebooks: ``--profile`` and
-``--dataset`` give the base config (:func:`kesl_utils.experiments.profile_config`), and every
-other :class:`~kesl_utils.config.Config` field has a flag that overrides it, e.g.::
+``--dataset`` give the base config (:func:`kesl_utils.experiments.profile_config`); every other
+:class:`~kesl_utils.config.Config` field and every parameter of a registered loss has a flag, e.g.::
 
     python -m kesl_utils train --profile paper --dataset cub --backbone resnet50 \\
-        --loss kesl --lam 0.5 --T 2 --alpha 1 --beta 1 --data-root /data
+        --loss kesl --lam 0.5 --T 2 --alpha 1 --beta 0.1 --data-root /data
 
-``table`` runs every config one paper table needs (cached runs are not repeated)::
+A loss parameter given with a loss that does not take it is an error naming the loss it belongs to.
 
-    python -m kesl_utils table cub_comparison --profile quick --seeds 0 1 2
+``table`` runs every config one paper table needs (cached runs are not repeated), prints the table
+and its paired comparisons as the notebook shows them, and writes ``<results>/tables/NAME.*``::
+
+    python -m kesl_utils table cub_comparison --profile quick
+
+``hierarchy regenerate [--check]`` rebuilds the shipped WordNet subnets (needs WordNet).
 """
 from __future__ import annotations
 
@@ -18,29 +23,27 @@ import dataclasses
 import sys
 import typing
 
-from . import config as config_module
+import pandas as pd
+
+from . import losses, names, paths
 from .config import Config, field_types
 
 FIELD_HELP = {
     "dataset": "dataset whose hierarchy (and, with --source real, images) is used",
     "source": "synthetic images over the real hierarchy, or the real dataset under --data-root",
-    "hierarchy_mode": "shipped hierarchy (dag) or WordNet's tree (needs WordNet; cub: same as dag)",
+    "hierarchy_mode": "shipped hierarchy (dag) or WordNet's tree (needs WordNet; taxonomies: same as dag)",
     "n_per_class": "training images per class ('none': all)",
     "n_test_per_class": "test images per class ('none': all)",
     "alignment": "share of synthetic classes whose appearance follows the hierarchy (0-1)",
+    "label_noise": "share of synthetic training labels replaced by another class (0-1)",
     "image_size": "input side in pixels",
+    "skip_bad_images": "real data: skip images that fail to decode (counted) instead of failing",
     "backbone": "torchvision backbone",
     "pretrained": "start from ImageNet IMAGENET1K_V1 weights",
-    "loss": "ce, label smoothing, or KESL (alpha*CE + beta*KL to the soft labels)",
-    "lam": "KESL lambda: similarity c_ij = lam**(e_ij - 1)",
-    "T": "KESL temperature: g_ij = softmax_j(T * c_ij)",
-    "alpha": "KESL weight of the cross-entropy term",
-    "beta": "KESL weight of the KL term",
-    "kl": "KL direction: reverse KL(p||g) (the paper's) or forward KL(g||p)",
-    "epsilon": "label-smoothing mass",
+    "loss": "the loss, from the registry: " + ", ".join(f"{n} ({s.summary})" for n, s in losses.LOSSES.items()),
     "optimizer": "optimiser",
     "lr": "learning rate of the new classifier",
-    "backbone_lr_mult": "backbone learning rate = lr * this (0.1 when fine-tuning)",
+    "backbone_lr_mult": "backbone learning rate = lr * this",
     "momentum": "SGD momentum",
     "weight_decay": "weight decay (all parameters)",
     "schedule": "per-iteration cosine, or step (x gamma every step_size epochs)",
@@ -48,20 +51,20 @@ FIELD_HELP = {
     "step_size": "epochs between learning-rate decays (step schedule)",
     "gamma": "learning-rate decay factor (step schedule)",
     "epochs": "training epochs",
-    "batch_size": "batch size",
+    "batch_size": "global batch size",
     "max_batches_per_epoch": "cap on batches per epoch ('none': whole epoch)",
     "eval_every": "evaluate every N epochs (and after the last)",
     "amp": "mixed precision on CUDA (bf16 where supported, else fp16)",
     "channels_last": "channels_last memory format on CUDA",
     "compile": "torch.compile the model",
     "seed": "random seed",
-    "profile": "budget profile giving the base config (smoke, quick, paper)",
 }
 
-_BASE_FIELDS = ("profile", "dataset")
-_DISPLAY_COLUMNS = ["run_id", "dataset", "backbone", "loss", "lam", "T", "alpha", "beta", "epsilon",
-                    "lr", "seed", "top1", "top5", "mistake_severity", "hdist@1", "ece", "status",
-                    "cached", "wall_time_s"]
+#: Fields with no flag: set by the profile (pretrain), computed from the data (data_fingerprint),
+#: given as separate flags (loss_params), or the base of the config (profile, dataset).
+_NO_FLAG = ("profile", "dataset", "pretrain", "data_fingerprint", "loss_params")
+_CHOICES = {"source": names.SOURCES, "hierarchy_mode": names.HIERARCHY_MODES, "backbone": names.BACKBONES,
+            "optimizer": names.OPTIMIZERS, "schedule": names.SCHEDULES}
 
 
 def _optional(parse):
@@ -72,23 +75,16 @@ def _optional(parse):
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    from .experiments import PROFILES
-
-    choices = {"dataset": config_module.DATASETS, "source": config_module.SOURCES,
-               "hierarchy_mode": config_module.HIERARCHY_MODES, "backbone": config_module.BACKBONES,
-               "loss": config_module.LOSSES, "kl": config_module.KL_DIRECTIONS,
-               "optimizer": config_module.OPTIMIZERS, "schedule": config_module.SCHEDULES,
-               "profile": tuple(PROFILES)}
     base = parser.add_argument_group("base config")
-    base.add_argument("--profile", default="quick", choices=choices["profile"],
-                      help=FIELD_HELP["profile"] + " (default: quick)")
-    base.add_argument("--dataset", default="cub", choices=choices["dataset"],
+    base.add_argument("--profile", default="quick", choices=names.PROFILES,
+                      help="budget profile giving the base config (default: quick)")
+    base.add_argument("--dataset", default="cub", choices=tuple(names.DATASETS),
                       help=FIELD_HELP["dataset"] + " (default: cub)")
     group = parser.add_argument_group("config overrides (default: the profile's value)")
     hints = field_types()
     for field in dataclasses.fields(Config):
         name = field.name
-        if name in _BASE_FIELDS:
+        if name in _NO_FLAG:
             continue
         hint = hints[name]
         optional = typing.get_origin(hint) is typing.Union
@@ -98,48 +94,27 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         if base_type is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
             continue
-        if name in choices:
-            kwargs["choices"] = choices[name]
+        if name == "loss":
+            kwargs["choices"] = tuple(losses.LOSSES)
+        elif name in _CHOICES:
+            kwargs["choices"] = _CHOICES[name]
+        else:
+            kwargs["metavar"] = base_type.__name__.upper() + ("|none" if optional else "")
         kwargs["type"] = _optional(base_type) if optional else base_type
-        kwargs["metavar"] = base_type.__name__.upper() + ("|none" if optional else "")
-        if "choices" in kwargs:
-            del kwargs["metavar"]
         group.add_argument(flag, **kwargs)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m kesl_utils", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,table}")
-
-    train = commands.add_parser(
-        "train", help="train and evaluate one config (cached: reruns print the stored record)",
-        description="Train and evaluate one config. --profile and --dataset give the base "
-                    "config; every other flag overrides one Config field. A finished run is "
-                    "not repeated (use --force); an interrupted one resumes from its checkpoint.")
-    _add_config_flags(train)
-    _add_run_flags(train)
-    train.add_argument("--keep-checkpoints", action="store_true",
-                       help="keep <results>/checkpoints/<run_id>/last.pt after the run")
-    train.add_argument("--skip-bad-images", action="store_true",
-                       help="skip images that fail to decode (counted once per epoch) instead of failing")
-
-    from .experiments import TABLES
-
-    table = commands.add_parser(
-        "table", help="run every config one paper table needs and print the results",
-        description="Run the configs of one paper table (table_configs) through run_all; "
-                    "cached runs are not repeated, failed ones are retried.")
-    table.add_argument("name", choices=TABLES, help="the paper table")
-    table.add_argument("--profile", default="quick", choices=("smoke", "quick", "paper"),
-                       help="budget profile (default: quick)")
-    table.add_argument("--seeds", type=int, nargs="+", default=None,
-                       help="seeds to run (default: the profile's; quick: 0 1 2)")
-    _add_run_flags(table)
-    table.add_argument("--verbose", action="store_true",
-                       help="per-epoch progress bars of each run (default: one bar over the runs)")
-    return parser
+    loss_group = parser.add_argument_group("loss parameters (each belongs to the losses named)")
+    seen = {}
+    for spec in losses.LOSSES.values():
+        for param in spec.params:
+            seen.setdefault(param.name, (param, []))[1].append(spec.name)
+    for name, (param, owners) in seen.items():
+        kwargs = dict(dest=f"loss_param:{name}", default=argparse.SUPPRESS, type=param.type,
+                      help=f"{param.help} [{', '.join(owners)}; default {param.default}]")
+        if param.choices:
+            kwargs["choices"] = param.choices
+        else:
+            kwargs["metavar"] = param.type.__name__.upper()
+        loss_group.add_argument("--" + name.replace("_", "-"), **kwargs)
 
 
 def _add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -150,51 +125,125 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
                        help="cpu, cuda, cuda:1, ... (default: cuda if available, else cpu)")
     group.add_argument("--force", action="store_true",
                        help="retrain even if a finished record exists (discards checkpoints)")
-    group.add_argument("--quiet", action="store_true", help="no progress bars")
+    group.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m kesl_utils", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,table,hierarchy}")
+
+    train = commands.add_parser(
+        "train", help="train and evaluate one config (cached: reruns print the stored record)",
+        description="Train and evaluate one config. --profile and --dataset give the base config; every "
+                    "other flag overrides one Config field or loss parameter. A finished run is not repeated "
+                    "(use --force); an interrupted one resumes from its checkpoint.")
+    _add_config_flags(train)
+    _add_run_flags(train)
+    train.add_argument("--keep-checkpoints", action="store_true",
+                       help="keep <results>/checkpoints/<run_id>/last.pt after the run")
+
+    from .table_specs import TABLES
+
+    table = commands.add_parser(
+        "table", help="run every config one paper table needs; print and write the table",
+        description="Run the configs of one paper table (cached runs are not repeated, failed ones are "
+                    "retried), then print the paper-vs-this-run table and its paired comparisons and write "
+                    "<results>/tables/NAME.{csv,md,tex}, as the table's notebook does.")
+    table.add_argument("name", choices=tuple(TABLES), help="the paper table")
+    table.add_argument("--profile", default="quick", choices=names.PROFILES, help="budget profile (default: quick)")
+    table.add_argument("--seeds", type=int, nargs="+", default=None,
+                       help="seeds to run (default: the profile's)")
+    _add_run_flags(table)
+    table.add_argument("--verbose", action="store_true",
+                       help="per-epoch progress of each run (default: one bar over the runs)")
+
+    hierarchy = commands.add_parser("hierarchy", help="rebuild the shipped WordNet subnets (needs WordNet)")
+    hierarchy_commands = hierarchy.add_subparsers(dest="hierarchy_command", required=True)
+    regenerate = hierarchy_commands.add_parser("regenerate", help="rebuild data/hierarchies/*_wordnet.json")
+    regenerate.add_argument("--check", action="store_true",
+                            help="exit with status 1 if a shipped file differs; write nothing")
+    regenerate.add_argument("datasets", nargs="*", metavar="dataset",
+                            help="WordNet datasets of the registry (default: all)")
+    return parser
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The config a parsed ``train`` command line describes."""
+    """The config a parsed ``train`` command line describes (``ValueError`` for invalid settings)."""
     from .experiments import profile_config
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
-                 if f.name not in _BASE_FIELDS and hasattr(args, f.name)}
-    return profile_config(args.profile, args.dataset, **overrides)
+                 if f.name not in _NO_FLAG and hasattr(args, f.name)}
+    params = {key.split(":", 1)[1]: value for key, value in vars(args).items() if key.startswith("loss_param:")}
+    loss = overrides.get("loss", "ce")
+    foreign = [p for p in params if p not in {q.name for q in losses.loss_spec(loss).params}]
+    if foreign:
+        raise ValueError("; ".join(
+            f"--{p.replace('_', '-')} is a parameter of {' and '.join(map(repr, losses.owners(p)))}, "
+            f"not of the chosen loss {loss!r}" + ("" if "loss" in overrides else " (the default; choose one with --loss)")
+            for p in foreign))
+    return profile_config(args.profile, args.dataset, **overrides, **params)
+
+
+def _train(args, parser) -> int:
+    try:
+        config = config_from_args(args)
+    except ValueError as error:
+        parser.error(str(error))
+    # Imported only now: torch and the data stack take seconds, a usage error should not wait.
+    from .records import load_record, record_path
+    from .train import run, with_data_fingerprint
+
+    config = with_data_fingerprint(config, args.data_root)
+    cached = not args.force and load_record(config) is not None
+    record = run(config, data_root=args.data_root, device=args.device, force=args.force, quiet=args.quiet,
+                 keep_checkpoints=args.keep_checkpoints)
+    print(f"run {record.run_id} ({'cached' if cached else 'trained'} on {record.device}, "
+          f"{record.wall_time_s:.1f} s, {record.images_per_s:.0f} img/s)")
+    print(f"record: {paths.display_path(record_path(record.run_id, config.profile))}")
+    for key, value in record.metrics.items():
+        print(f"  {key:>24s}  {value:.4f}")
+    return 0
+
+
+def _table(args) -> int:
+    from .tables import describe_gains, format_gains, format_table, report
+
+    result = report(args.name, args.profile, seeds=args.seeds, data_root=args.data_root, device=args.device,
+                    quiet=args.quiet or not args.verbose, progress=not args.quiet)
+    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
+                           "display.max_colwidth", None):
+        print(result.note.replace("**", "").replace("`", ""))
+        print()
+        print(format_table(result.table).to_string(index=False))
+        print()
+        print("Comparisons, paired by seed")
+        print(format_gains(result.gains).to_string(index=False))
+        print(describe_gains(result.gains))
+    print("written: " + ", ".join(paths.display_path(p) for p in result.files.values()))
+    return 1 if (result.results["status"] == "failed").any() else 0
+
+
+def _hierarchy(args, parser) -> int:
+    from .hierarchy import describe_regeneration, regenerate_wordnet_subnets
+
+    try:
+        result = regenerate_wordnet_subnets(check=args.check, datasets=args.datasets or None)
+    except ValueError as error:
+        parser.error(str(error))
+    for line in describe_regeneration(result, check=args.check):
+        print(line)
+    return 1 if args.check and any(result.values()) else 0
 
 
 def main(argv: typing.Optional[list] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    import pandas as pd
-
     if args.command == "train":
-        try:
-            config = config_from_args(args)
-        except ValueError as error:
-            parser.error(str(error))
-        # Imported only now: torch/torchvision take seconds, a usage error should not wait.
-        from .records import load_record, record_path
-        from .train import run
-
-        cached = not args.force and load_record(config.run_id) is not None
-        record = run(config, data_root=args.data_root, device=args.device, force=args.force,
-                     quiet=args.quiet, keep_checkpoints=args.keep_checkpoints,
-                     skip_bad_images=args.skip_bad_images)
-        print(f"run {record.run_id} ({'cached' if cached else 'trained'} on {record.device}, "
-              f"{record.wall_time_s:.1f} s, {record.images_per_s:.0f} img/s)")
-        print(f"record: {record_path(record.run_id)}")
-        for key, value in record.metrics.items():
-            print(f"  {key:>16s}  {value:.4f}")
-        return 0
-
-    from .experiments import run_all, table_configs
-
-    configs = table_configs(args.name, args.profile, args.seeds)
-    frame = run_all(configs, data_root=args.data_root, device=args.device, force=args.force,
-                    quiet=args.quiet or not args.verbose, progress=not args.quiet)
-    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
-        print(frame[_DISPLAY_COLUMNS].to_string(index=False))
-    return 1 if (frame["status"] == "failed").any() else 0
+        return _train(args, parser)
+    if args.command == "table":
+        return _table(args)
+    return _hierarchy(args, parser)
 
 
 if __name__ == "__main__":

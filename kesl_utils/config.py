@@ -1,16 +1,25 @@
 """One run, fully described: the :class:`Config` dataclass whose hash names the run.
 
-Everything that can change a result lives here (dataset, hierarchy, backbone, loss and its
-λ, T, α, β, ε, optimiser, schedule, budget, seed, profile); nothing else is passed to the
-trainer except *where* to run (device) and *where* the data lies (data root), which do not
-change what is being measured. The run id is a hash of the canonical JSON of the fields, so
-equal configs share one run record and one run.
+Everything that can change a result lives here (dataset and its data, hierarchy, backbone and
+its initialisation, loss and its parameters, optimiser, schedule, budget, seed, profile); nothing
+else is passed to the trainer except *where* to run (device) and *where* the data lies (data
+root), which do not change what is being measured. The run id is a hash of the canonical JSON of
+the fields, so equal configs share one run record and one run.
 
-Fields that do not apply to the chosen loss or schedule are normalised to ``None``
-(e.g. λ, T, α, β for cross-entropy; ``step_size``/``gamma`` for the cosine schedule), so
-that two descriptions of the same run hash identically. ``Config.replace`` fills such
-``None`` fields back from the defaults below when a change makes them apply again, so
-``ce_config.replace(loss="kesl")`` is the paper's "Ours" setting.
+The loss's parameters live in ``loss_params`` and are declared by the loss itself in the registry
+of :mod:`kesl_utils.losses` (λ, T, α, β, KL direction, distance for KESL; ε for label smoothing):
+a Config holds exactly the parameters of its loss, completed with the registry's defaults and
+checked by the registry's validators, so two descriptions of the same run hash identically. The
+schedule's ``step_size``/``gamma`` are likewise ``None`` under the cosine schedule.
+
+Two fields tie a run to other things:
+
+* ``pretrain``: the :class:`Config` of the run whose final weights initialise this one's backbone
+  (the quick profile's synthetic "ImageNet stand-in"); it is part of the hash, so the run id
+  changes when the pretraining does.
+* ``data_fingerprint``: for real datasets, a digest of the split's file list and sizes
+  (:func:`kesl_utils.data.data_fingerprint`), filled in by :func:`with_data_fingerprint`; the root
+  folder itself does not matter, so moving a dataset keeps its cache.
 """
 from __future__ import annotations
 
@@ -19,29 +28,9 @@ import hashlib
 import json
 import typing
 from dataclasses import dataclass
+from typing import Any, Mapping, Optional
 
-DATASETS = ("cub", "mini_imagenet", "small_imagenet")
-SOURCES = ("synthetic", "real")
-HIERARCHY_MODES = ("dag", "tree")
-BACKBONES = ("resnet18", "resnet50", "mobilenet_v2")
-LOSSES = ("ce", "label_smoothing", "kesl")
-KL_DIRECTIONS = ("reverse", "forward")
-OPTIMIZERS = ("sgd",)
-SCHEDULES = ("cosine", "step")
-PROFILES = ("smoke", "quick", "paper", "custom")
-
-#: The fields each loss uses; the other loss fields are set to ``None``.
-LOSS_FIELDS = {
-    "ce": (),
-    "label_smoothing": ("epsilon",),
-    "kesl": ("lam", "T", "alpha", "beta", "kl"),
-}
-_ALL_LOSS_FIELDS = ("lam", "T", "alpha", "beta", "kl", "epsilon")
-#: The fields each schedule uses (beyond ``warmup_epochs``, which both use).
-SCHEDULE_FIELDS = {"cosine": (), "step": ("step_size", "gamma")}
-_ALL_SCHEDULE_FIELDS = ("step_size", "gamma")
-
-METRIC_KEYS = ("top1", "top5", "mistake_severity", "hdist@1", "hdist@5", "ece")
+from . import losses, names
 
 
 @dataclass(frozen=True)
@@ -49,50 +38,51 @@ class Config:
     """Everything that affects the result of one training run.
 
     Data
-        dataset: ``"cub"`` | ``"mini_imagenet"`` | ``"small_imagenet"``.
+        dataset: a key of :data:`kesl_utils.names.DATASETS` (``"cub"``, ``"mini_imagenet"``,
+            ``"small_imagenet"``).
         source: ``"synthetic"`` (images generated over the dataset's real hierarchy) | ``"real"``.
-        hierarchy_mode: ``"dag"`` (the shipped WordNet subnet / CUB taxonomy) | ``"tree"``
-            (WordNet's first-hypernym tree, built at run time: needs WordNet). CUB's taxonomy
-            is already a tree, so for ``cub`` the mode is normalised to ``"dag"``.
+        hierarchy_mode: ``"dag"`` (the shipped hierarchy) | ``"tree"`` (WordNet's first-hypernym
+            tree, built at run time: needs WordNet). For a taxonomy (CUB) the two are one
+            hierarchy, normalised to ``"dag"``.
         n_per_class / n_test_per_class: training / test images per class (``None``: all).
         alignment: share of synthetic classes whose appearance follows the hierarchy (0–1).
+        label_noise: share of synthetic training labels replaced by another class (0–1).
         image_size: input side in pixels.
+        skip_bad_images: real data: skip undecodable images (counted in the record) instead of failing.
+        data_fingerprint: real data: digest of the splits' files (see the module docstring).
     Model
-        backbone: ``"resnet18"`` | ``"resnet50"`` | ``"mobilenet_v2"``; pretrained: ImageNet weights.
-    Loss (paper symbols)
-        loss: ``"ce"`` | ``"label_smoothing"`` | ``"kesl"``.
-        lam (λ): similarity decay, c_ij = λ^(e_ij − 1); T: temperature of g_ij = softmax_j(T c_ij);
-        alpha (α): weight of the cross-entropy term; beta (β): weight of the KL term;
-        kl: ``"reverse"`` KL(p‖g) | ``"forward"`` KL(g‖p); epsilon (ε): label-smoothing mass.
+        backbone: a key of :data:`kesl_utils.names.BACKBONES`; pretrained: torchvision ImageNet
+        weights; pretrain: a Config whose finished run's weights initialise the backbone.
+    Loss
+        loss: a registered loss (:data:`kesl_utils.losses.LOSSES`); loss_params: its parameters
+        (e.g. KESL: ``lam`` λ, ``T``, ``alpha`` α, ``beta`` β, ``kl``, ``distance``).
     Optimisation
         optimizer ``"sgd"``; lr: learning rate of the new classifier (the backbone gets
-        ``lr * backbone_lr_mult``: 1.0 from scratch, 0.1 when fine-tuning); momentum;
-        weight_decay; schedule ``"cosine"`` | ``"step"`` (``step_size`` epochs, factor
-        ``gamma``), after ``warmup_epochs`` of linear warm-up; epochs; batch_size;
-        max_batches_per_epoch (cap for smoke runs, ``None``: whole epoch).
+        ``lr * backbone_lr_mult``); momentum; weight_decay; schedule ``"cosine"`` | ``"step"``
+        (``step_size`` epochs, factor ``gamma``), after ``warmup_epochs`` of linear warm-up; epochs;
+        batch_size (the global batch, over all processes); max_batches_per_epoch (``None``: all).
     Evaluation and execution
-        eval_every: evaluate every N epochs (and always after the last);
-        amp / channels_last: CUDA only (bf16 autocast where supported, else fp16 with a
-        GradScaler); compile: ``torch.compile`` the model; seed; profile (the budget the
-        config came from: ``"smoke"`` | ``"quick"`` | ``"paper"`` | ``"custom"``).
+        eval_every: evaluate every N epochs (and always after the last); amp / channels_last:
+        CUDA only (bf16 autocast where supported, else fp16 with a GradScaler); compile:
+        ``torch.compile`` the model; seed; profile: the budget the config came from
+        (``"smoke"`` | ``"quick"`` | ``"paper"`` | ``"custom"``).
     """
 
     dataset: str = "cub"
     source: str = "synthetic"
     hierarchy_mode: str = "dag"
-    n_per_class: typing.Optional[int] = None
-    n_test_per_class: typing.Optional[int] = None
+    n_per_class: Optional[int] = None
+    n_test_per_class: Optional[int] = None
     alignment: float = 1.0
+    label_noise: float = 0.0
     image_size: int = 32
+    skip_bad_images: bool = False
+    data_fingerprint: Optional[str] = None
     backbone: str = "resnet18"
     pretrained: bool = False
+    pretrain: Optional["Config"] = None
     loss: str = "ce"
-    lam: typing.Optional[float] = 0.5
-    T: typing.Optional[float] = 2.0
-    alpha: typing.Optional[float] = 1.0
-    beta: typing.Optional[float] = 0.1
-    kl: typing.Optional[str] = "reverse"
-    epsilon: typing.Optional[float] = 0.1
+    loss_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     optimizer: str = "sgd"
     lr: float = 0.1
     backbone_lr_mult: float = 1.0
@@ -100,11 +90,11 @@ class Config:
     weight_decay: float = 5e-4
     schedule: str = "cosine"
     warmup_epochs: int = 0
-    step_size: typing.Optional[int] = 30
-    gamma: typing.Optional[float] = 0.1
+    step_size: Optional[int] = None
+    gamma: Optional[float] = None
     epochs: int = 5
     batch_size: int = 128
-    max_batches_per_epoch: typing.Optional[int] = None
+    max_batches_per_epoch: Optional[int] = None
     eval_every: int = 1
     amp: bool = False
     channels_last: bool = False
@@ -115,70 +105,88 @@ class Config:
     def __post_init__(self):
         hints = field_types()
         for f in dataclasses.fields(self):
-            value = _coerce(f.name, getattr(self, f.name), hints[f.name])
-            object.__setattr__(self, f.name, value)
-        _check_choice("dataset", self.dataset, DATASETS)
-        _check_choice("source", self.source, SOURCES)
-        _check_choice("hierarchy_mode", self.hierarchy_mode, HIERARCHY_MODES)
-        _check_choice("backbone", self.backbone, BACKBONES)
-        _check_choice("loss", self.loss, LOSSES)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("schedule", self.schedule, SCHEDULES)
-        _check_choice("profile", self.profile, PROFILES)
-        if self.dataset == "cub":
-            # CUB's taxonomy is a tree, so "tree" and "dag" are the same hierarchy: one name.
+            if f.name in ("pretrain", "loss_params"):
+                continue
+            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
+        _checked("dataset", self.dataset, names.DATASETS)
+        _checked("source", self.source, names.SOURCES)
+        _checked("hierarchy_mode", self.hierarchy_mode, names.HIERARCHY_MODES)
+        _checked("backbone", self.backbone, names.BACKBONES)
+        _checked("optimizer", self.optimizer, names.OPTIMIZERS)
+        _checked("schedule", self.schedule, names.SCHEDULES)
+        _checked("profile", self.profile, names.CONFIG_PROFILES)
+        _checked("loss", self.loss, losses.LOSSES)
+        if names.DATASETS[self.dataset].hierarchy_kind == "taxonomy":
+            # A taxonomy is a tree, so "tree" and "dag" are the same hierarchy: one name.
             object.__setattr__(self, "hierarchy_mode", "dag")
 
-        # Unused loss / schedule fields -> None, so equal runs hash equally.
-        for name in _ALL_LOSS_FIELDS:
-            if name not in LOSS_FIELDS[self.loss]:
-                object.__setattr__(self, name, None)
-            elif getattr(self, name) is None:
-                raise ValueError(f"Config.{name} is required for loss={self.loss!r} "
-                                 f"(it uses {', '.join(LOSS_FIELDS[self.loss])})")
-        for name in _ALL_SCHEDULE_FIELDS:
-            if name not in SCHEDULE_FIELDS[self.schedule]:
-                object.__setattr__(self, name, None)
-            elif getattr(self, name) is None:
-                raise ValueError(f"Config.{name} is required for schedule={self.schedule!r}")
+        if not isinstance(self.loss_params, Mapping):
+            raise ValueError(f"Config.loss_params must be a mapping of parameter names to values, "
+                             f"got {type(self.loss_params).__name__}")
+        try:
+            params = losses.check_loss_params(self.loss, self.loss_params)
+        except ValueError as error:
+            raise ValueError(f"Config.loss_params: {error}") from None
+        object.__setattr__(self, "loss_params", params)
 
-        if self.kl is not None:
-            _check_choice("kl", self.kl, KL_DIRECTIONS)
-        if self.lam is not None:
-            _check_range("lam", self.lam, "0 < lam <= 1", 0 < self.lam <= 1)
-        if self.T is not None:
-            _check_range("T", self.T, "T > 0", self.T > 0)
-        if self.alpha is not None:
-            _check_range("alpha", self.alpha, "alpha >= 0", self.alpha >= 0)
-            _check_range("beta", self.beta, "beta >= 0", self.beta >= 0)
-            if self.alpha == 0 and self.beta == 0:
-                raise ValueError("Config.alpha and Config.beta are both 0: the KESL loss would be "
-                                 "identically zero (expected alpha > 0 or beta > 0)")
-        if self.epsilon is not None:
-            _check_range("epsilon", self.epsilon, "0 <= epsilon < 1", 0 <= self.epsilon < 1)
-        if self.step_size is not None:
-            _check_range("step_size", self.step_size, "step_size >= 1", self.step_size >= 1)
-            _check_range("gamma", self.gamma, "0 < gamma <= 1", 0 < self.gamma <= 1)
+        if self.schedule == "step":
+            if self.step_size is None or self.gamma is None:
+                raise ValueError("Config.step_size and Config.gamma are required for schedule='step'")
+            _check(f"step_size", self.step_size >= 1, self.step_size, "step_size >= 1")
+            _check("gamma", 0 < self.gamma <= 1, self.gamma, "0 < gamma <= 1")
+        else:
+            object.__setattr__(self, "step_size", None)
+            object.__setattr__(self, "gamma", None)
+
+        if self.pretrain is not None:
+            pretrain = self.pretrain
+            if isinstance(pretrain, Mapping):
+                pretrain = Config.from_dict(pretrain)
+            if not isinstance(pretrain, Config):
+                raise ValueError(f"Config.pretrain must be a Config (or its dict) or None, "
+                                 f"got {type(pretrain).__name__}")
+            if pretrain.backbone != self.backbone:
+                raise ValueError(f"Config.pretrain trains {pretrain.backbone!r} but this run's backbone is "
+                                 f"{self.backbone!r}; pretrain the same backbone")
+            if self.pretrained:
+                raise ValueError("Config.pretrained (ImageNet weights) and Config.pretrain (weights of "
+                                 "another run) are two initialisations; give one")
+            object.__setattr__(self, "pretrain", pretrain)
+
         for name in ("n_per_class", "n_test_per_class", "max_batches_per_epoch"):
             value = getattr(self, name)
-            if value is not None:
-                _check_range(name, value, f"{name} >= 1 or None", value >= 1)
+            _check(name, value is None or value >= 1, value, f"{name} >= 1 or None")
         for name in ("image_size", "epochs", "batch_size", "eval_every"):
-            _check_range(name, getattr(self, name), f"{name} >= 1", getattr(self, name) >= 1)
-        _check_range("alignment", self.alignment, "0 <= alignment <= 1", 0 <= self.alignment <= 1)
-        _check_range("lr", self.lr, "lr > 0", self.lr > 0)
-        _check_range("backbone_lr_mult", self.backbone_lr_mult, "backbone_lr_mult >= 0",
-                     self.backbone_lr_mult >= 0)
-        _check_range("momentum", self.momentum, "0 <= momentum < 1", 0 <= self.momentum < 1)
-        _check_range("weight_decay", self.weight_decay, "weight_decay >= 0", self.weight_decay >= 0)
-        _check_range("warmup_epochs", self.warmup_epochs, f"0 <= warmup_epochs <= epochs ({self.epochs})",
-                     0 <= self.warmup_epochs <= self.epochs)
-        _check_range("seed", self.seed, "seed >= 0", self.seed >= 0)
+            _check(name, getattr(self, name) >= 1, getattr(self, name), f"{name} >= 1")
+        names.check_fraction(self.alignment, "Config.alignment")
+        names.check_fraction(self.label_noise, "Config.label_noise")
+        names.check_positive(self.lr, "Config.lr")
+        names.check_positive(self.backbone_lr_mult, "Config.backbone_lr_mult", allow_zero=True)
+        names.check_positive(self.weight_decay, "Config.weight_decay", allow_zero=True)
+        _check("momentum", 0 <= self.momentum < 1, self.momentum, "0 <= momentum < 1")
+        _check("warmup_epochs", 0 <= self.warmup_epochs <= self.epochs, self.warmup_epochs,
+               f"0 <= warmup_epochs <= epochs ({self.epochs})")
+        _check("seed", self.seed >= 0, self.seed, "seed >= 0")
+        if self.source == "synthetic":
+            _check("data_fingerprint", self.data_fingerprint is None, self.data_fingerprint,
+                   "None for synthetic data, which the config determines")
+            _check("skip_bad_images", not self.skip_bad_images, self.skip_bad_images,
+                   "False for synthetic data (generated images cannot fail to decode)")
+        else:
+            _check("alignment", self.alignment == 1.0, self.alignment, "1.0 for real data")
+            _check("label_noise", self.label_noise == 0.0, self.label_noise,
+                   "0.0 for real data (label noise is a knob of the synthetic stand-in)")
+
+    def __hash__(self) -> int:
+        return hash(self.canonical_json())
 
     # -- identity -------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """All fields as a plain JSON-able dict (field order of the dataclass)."""
-        return dataclasses.asdict(self)
+        """All fields as a plain JSON-able dict (field order of the dataclass; ``pretrain`` nested)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["loss_params"] = dict(self.loss_params)
+        data["pretrain"] = self.pretrain.to_dict() if self.pretrain is not None else None
+        return data
 
     def canonical_json(self) -> str:
         """Key-sorted, whitespace-free JSON of :meth:`to_dict`: the text the run id hashes."""
@@ -196,26 +204,45 @@ class Config:
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict) -> "Config":
+    def from_dict(cls, data: Mapping) -> "Config":
         """Inverse of :meth:`to_dict`; unknown keys are an error that lists the fields."""
-        _check_names(data)
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a Config is built from a mapping, got {type(data).__name__}")
+        check_field_names(data)
         return cls(**data)
 
     def replace(self, **changes) -> "Config":
-        """A copy with ``changes`` applied and validated (unknown names: ``ValueError``).
+        """A copy with ``changes`` applied and validated.
 
-        Loss/schedule fields that were normalised to ``None`` and become relevant again
-        (e.g. ``loss="kesl"`` on a cross-entropy config) take the class defaults unless
-        given in ``changes``.
+        ``changes`` may name Config fields or parameters of the (new) loss, e.g.
+        ``ce.replace(loss="kesl", T=16)``. Changing the loss drops the old loss's parameters (the
+        new loss's defaults apply unless given); a parameter the loss does not take is an error
+        naming the loss it belongs to.
         """
-        _check_names(changes)
+        fields, params = split_overrides(changes)
         data = self.to_dict()
-        data.update(changes)
-        defaults = {f.name: f.default for f in dataclasses.fields(Config)}
-        for name in _ALL_LOSS_FIELDS + _ALL_SCHEDULE_FIELDS:
-            if data[name] is None and name not in changes:
-                data[name] = defaults[name]
-        return Config(**data)
+        loss = fields.get("loss", self.loss)
+        if "loss_params" in fields:
+            merged = dict(fields.pop("loss_params"))
+        elif loss == self.loss:
+            merged = dict(self.loss_params)
+        else:
+            merged = {}
+        merged.update(params)
+        data.update(fields)
+        data["loss_params"] = merged
+        if data["schedule"] == "step":
+            data["step_size"] = data["step_size"] if data["step_size"] is not None else 30
+            data["gamma"] = data["gamma"] if data["gamma"] is not None else 0.1
+        return Config.from_dict(data)
+
+    def param(self, name: str):
+        """The loss parameter ``name`` (``KeyError`` naming the loss's parameters if it has none)."""
+        try:
+            return self.loss_params[name]
+        except KeyError:
+            raise KeyError(f"loss {self.loss!r} has no parameter {name!r} "
+                           f"(it takes {', '.join(self.loss_params) or 'none'})") from None
 
 
 def field_types() -> dict:
@@ -227,27 +254,47 @@ def field_names() -> tuple:
     return tuple(f.name for f in dataclasses.fields(Config))
 
 
-def _check_names(names) -> None:
-    unknown = sorted(set(names) - set(field_names()))
+def check_field_names(keys) -> None:
+    """``ValueError`` listing the fields when ``keys`` holds a name that is not a Config field."""
+    unknown = sorted(set(keys) - set(field_names()))
     if unknown:
         raise ValueError(f"unknown Config field(s) {', '.join(map(repr, unknown))}; "
                          f"the fields are: {', '.join(field_names())}")
 
 
-def _check_choice(name, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"Config.{name}={value!r} is not allowed; expected one of "
-                         f"{', '.join(map(repr, allowed))}")
+def split_overrides(overrides: Mapping) -> tuple[dict, dict]:
+    """``(Config fields, loss parameters)`` of a flat mapping such as ``{"loss": "kesl", "T": 16}``.
+
+    A key that is neither a field nor a parameter of any registered loss is an error listing both.
+    """
+    fields, params = {}, {}
+    all_params = {p.name for spec in losses.LOSSES.values() for p in spec.params}
+    for key, value in overrides.items():
+        if key in field_names():
+            fields[key] = value
+        elif key in all_params:
+            params[key] = value
+        else:
+            raise ValueError(f"unknown Config field or loss parameter {key!r}; the fields are: "
+                             f"{', '.join(field_names())}; loss parameters: {', '.join(sorted(all_params))}")
+    return fields, params
 
 
-def _check_range(name, value, rule, ok) -> None:
+def _checked(name, value, allowed) -> None:
+    try:
+        names.check_choice(f"Config.{name}", value, allowed)
+    except ValueError as error:
+        raise ValueError(str(error)) from None
+
+
+def _check(name, ok, value, rule) -> None:
     if not ok:
         raise ValueError(f"Config.{name}={value!r} is out of range (expected {rule})")
 
 
 def _coerce(name, value, hint):
     """Normalise a field's value to its declared type (ints accepted for floats, so that
-    ``T=2`` and ``T=2.0`` hash alike); anything else of the wrong type is an error."""
+    ``lr=1`` and ``lr=1.0`` hash alike); anything else of the wrong type is an error."""
     optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
     base = next(t for t in typing.get_args(hint) if t is not type(None)) if optional else hint
     if value is None:
@@ -264,7 +311,10 @@ def _coerce(name, value, hint):
             return int(value)
     elif base is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            value = float(value)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError(f"Config.{name}={value!r} must be a finite number")
+            return value
     elif base is str:
         if isinstance(value, str):
             return value

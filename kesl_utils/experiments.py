@@ -1,178 +1,175 @@
-"""Experiments: budget profiles, the configs each paper table needs, and a cached batch runner.
+"""Experiments: budget profiles, the configs a profile makes, and the cached batch runner.
 
-Profiles change only the *budget* (data source, image size, images per class, epochs, batch,
-seeds, backbone stand-in, hardware switches), never the science: λ, T, α, β, ε, the
-hierarchy and the metrics are the same in every profile.
+Profiles change only the *budget* and the hardware (data source, image size, images per class,
+epochs, seeds, backbone stand-in, pretraining budget), never the science: λ, T, α, β, ε, the
+hierarchies and the metrics are the same in every profile, and the protocol is the paper's —
+a backbone pretrained on a large dataset and fine-tuned on CUB, trained from scratch on the
+ImageNet subsets (whose images an ImageNet-pretrained network has seen).
 
-* ``smoke``: seconds; 16 px synthetic images, 2 per class, one epoch of 2 batches.
-* ``quick``: CPU, all tables with 3 seeds (54 runs); 32 px synthetic images over each
-  dataset's real hierarchy, 12 train / 10 test per class, 4 epochs, ResNet-18 standing in for
-  ResNet-50 in tables 1–4 (table 5 keeps all three backbones).
-* ``paper``: the real datasets. CUB: ImageNet-pretrained ResNet-50 at 448 px, classifier lr
-  0.1 and backbone lr 0.01, 90 epochs, lr ÷10 every 30, batch 32, weight decay 1e-4.
-  Mini-/Small-ImageNet: ResNet-50 from scratch at 224 px (ImageNet weights have seen these
-  images), lr 0.1, 90 epochs, ÷10 every 30, batch 256. The paper states the backbones, the
-  label-smoothing table's learning rates and λ, T, α, β; the other values are the common
-  torchvision recipe, chosen by us.
+* ``smoke``: seconds; 16 px synthetic images, 2 per class, one epoch of 2 batches, one seed.
+* ``quick``: CPU; synthetic stand-ins over each dataset's real hierarchy at 32 px; the CUB
+  backbones start from a run on a larger synthetic "ImageNet stand-in" (the Small-ImageNet WordNet
+  subnet, its own seed, more images per class), recorded like any run; see :data:`PROFILES`.
+* ``paper``: the real datasets. CUB: ImageNet-pretrained ResNet-50 at 448 px, classifier lr 0.1
+  and backbone lr 0.01, 90 epochs, lr ÷10 every 30, batch 32, weight decay 1e-4.
+  Mini-/Small-ImageNet: ResNet-50 from scratch at 224 px, lr 0.1, 90 epochs, ÷10 every 30,
+  batch 256. The paper states the backbones, the label-smoothing table's learning rates and
+  λ, T, α, β; the other values are the common torchvision recipe, chosen by us.
 
-Runs are named by :attr:`Config.run_id`; a table's configs that equal another table's (e.g.
-the CUB cross-entropy baseline of tables 1, 4 and 5) are the same object and run once.
+Runs are named by :attr:`Config.run_id`; a table's configs that equal another table's (e.g. the
+CUB cross-entropy baseline of tables 1, 4 and 5) are the same object and run once.
 """
 from __future__ import annotations
 
 import traceback
+from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
 import pandas as pd
 
-from . import paper
-from .config import DATASETS, METRIC_KEYS, Config, _check_names, field_names
+from . import names
+from .config import Config, split_overrides
+from .progress import tqdm
 from .records import RunRecord, git_commit, library_versions, load_record, save_record, utc_now
+from . import train
 
-#: "Ours": the paper's ablation row (λ 0.5, T 2, α 1, β 0.1), reported as 87.1 in Tables 1, 3, 5.
-OURS = {"loss": "kesl", "lam": 0.5, "T": 2.0, "alpha": 1.0, "beta": 0.1, "kl": "reverse"}
-BASELINE = {"loss": "ce"}
-LABEL_SMOOTHING = {"loss": "label_smoothing", "epsilon": 0.1}
 
-_METHOD_DEFAULTS = {"loss": "ce", "lam": 0.5, "T": 2.0, "alpha": 1.0, "beta": 0.1, "kl": "reverse",
-                    "epsilon": 0.1}
+@dataclass(frozen=True)
+class Profile:
+    """A budget: what every run of the profile shares, per dataset and per backbone.
 
-_SYNTHETIC_BASE = dict(source="synthetic", hierarchy_mode="dag", alignment=1.0, backbone="resnet18",
-                       pretrained=False, backbone_lr_mult=1.0, optimizer="sgd", lr=0.1, momentum=0.9,
-                       weight_decay=5e-4, schedule="cosine", warmup_epochs=0, amp=False,
-                       channels_last=False, compile=False, max_batches_per_epoch=None)
+    base: Config fields of every run. datasets / backbones: fields changed for one dataset or one
+    backbone. seeds: the seeds of a table row; headline_seeds: those of the rows whose KESL gain
+    is a headline result (Tables 1, 2 and 5). pretrain: fields of the pretraining run (loss: CE)
+    that the backbones of ``finetune_datasets`` start from (``None``: no pretraining run; the
+    paper profile uses ImageNet weights instead). finetune: fields of those fine-tuning runs.
+    """
 
-#: Budget of each profile: ``base`` for every dataset, ``datasets`` per-dataset changes, ``seeds``.
-PROFILES = {
-    "smoke": {
-        "base": dict(_SYNTHETIC_BASE, image_size=16, n_per_class=2, n_test_per_class=2, epochs=1,
-                     batch_size=32, max_batches_per_epoch=2, eval_every=1),
-        "datasets": {},
-        "seeds": (0,),
-    },
-    "quick": {
-        "base": dict(_SYNTHETIC_BASE, image_size=32, n_per_class=12, n_test_per_class=10, epochs=4,
-                     batch_size=128, eval_every=4),
-        "datasets": {},
-        "seeds": (0, 1, 2),
-    },
-    "paper": {
-        "base": dict(source="real", hierarchy_mode="dag", alignment=1.0, backbone="resnet50",
-                     n_per_class=None, n_test_per_class=None, optimizer="sgd", lr=0.1, momentum=0.9,
-                     weight_decay=1e-4, schedule="step", step_size=30, gamma=0.1, warmup_epochs=0,
-                     epochs=90, eval_every=5, amp=True, channels_last=True, compile=False,
-                     max_batches_per_epoch=None),
-        "datasets": {
+    name: str
+    base: dict
+    datasets: dict = field(default_factory=dict)
+    backbones: dict = field(default_factory=dict)
+    seeds: tuple = (0,)
+    headline_seeds: tuple = (0,)
+    pretrain: Optional[dict] = None
+    finetune_datasets: tuple = ()
+    finetune: dict = field(default_factory=dict)
+
+
+_SYNTHETIC = dict(source="synthetic", hierarchy_mode="dag", alignment=1.0, label_noise=0.0, backbone="resnet18",
+                  pretrained=False, backbone_lr_mult=1.0, optimizer="sgd", lr=0.1, momentum=0.9,
+                  weight_decay=5e-4, schedule="cosine", warmup_epochs=0, amp=False, channels_last=False,
+                  compile=False, max_batches_per_epoch=None)
+
+#: The three budgets. Every number here is a budget; the science (λ, T, α, β, ε, hierarchies,
+#: metrics) lives in the loss registry and the table specs.
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        "smoke",
+        base=dict(_SYNTHETIC, image_size=16, n_per_class=2, n_test_per_class=2, epochs=1, batch_size=32,
+                  max_batches_per_epoch=2, eval_every=1),
+        seeds=(0,), headline_seeds=(0,),
+        pretrain=dict(_SYNTHETIC, dataset="small_imagenet", image_size=16, n_per_class=2, n_test_per_class=1,
+                      epochs=1, batch_size=32, max_batches_per_epoch=2, eval_every=1, seed=100),
+        finetune_datasets=("cub",),
+    ),
+    "quick": Profile(
+        "quick",
+        base=dict(_SYNTHETIC, image_size=32, n_per_class=12, n_test_per_class=10, epochs=4, batch_size=128,
+                  eval_every=4),
+        seeds=(0, 1, 2), headline_seeds=(0, 1, 2),
+        pretrain=dict(_SYNTHETIC, dataset="small_imagenet", image_size=32, n_per_class=40, n_test_per_class=10,
+                      epochs=5, batch_size=128, eval_every=5, seed=100),
+        finetune_datasets=("cub",),
+    ),
+    "paper": Profile(
+        "paper",
+        base=dict(source="real", hierarchy_mode="dag", alignment=1.0, backbone="resnet50", n_per_class=None,
+                  n_test_per_class=None, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
+                  schedule="step", step_size=30, gamma=0.1, warmup_epochs=0, epochs=90, eval_every=5,
+                  amp=True, channels_last=True, compile=False, max_batches_per_epoch=None),
+        datasets={
             "cub": dict(image_size=448, pretrained=True, backbone_lr_mult=0.1, batch_size=32),
             "mini_imagenet": dict(image_size=224, pretrained=False, backbone_lr_mult=1.0, batch_size=256),
             "small_imagenet": dict(image_size=224, pretrained=False, backbone_lr_mult=1.0, batch_size=256),
         },
-        "seeds": (0,),
-    },
+        seeds=(0,), headline_seeds=(0,),
+    ),
 }
 
-TABLES = ("cub_comparison", "general_recognition", "label_smoothing", "hyperparameter_ablation",
-          "backbone_ablation")
 
-def ablation_overrides() -> list[dict]:
-    """Table 4 row by row (as :func:`kesl_utils.paper.hyperparameter_ablation` reads it) as config overrides.
+def profile(name: str) -> Profile:
+    """The :class:`Profile` called ``name``."""
+    names.check_choice("profile", name, PROFILES)
+    return PROFILES[name]
 
-    The first row (only L_CE) is the cross-entropy baseline; rows that print the same setting give
-    equal overrides, hence the same config, which runs once.
+
+def pretrain_config(profile_name: str, backbone: str) -> Optional[Config]:
+    """The pretraining run that ``backbone``'s fine-tuning runs start from in ``profile_name``."""
+    budget = profile(profile_name)
+    if budget.pretrain is None:
+        return None
+    return Config(**dict(budget.pretrain, backbone=backbone, loss="ce", profile=profile_name))
+
+
+def profile_config(profile_name: str, dataset: str, **overrides) -> Config:
+    """The config of ``dataset`` under ``profile_name``'s budget, with ``overrides`` applied.
+
+    ``overrides`` may name Config fields and parameters of the chosen loss (``loss="kesl", T=16``).
+    Without overrides this is the cross-entropy baseline. Datasets the profile fine-tunes get
+    ``pretrain`` = :func:`pretrain_config` of their backbone.
     """
-    rows = paper.hyperparameter_ablation()
-    return [dict(BASELINE) if pd.isna(lam) else
-            {"loss": "kesl", "lam": float(lam), "T": float(T), "alpha": float(alpha), "beta": float(beta),
-             "kl": "reverse"}
-            for lam, T, alpha, beta in zip(rows["lam"], rows["T"], rows["alpha"], rows["beta"])]
-
-
-BACKBONE_ORDER = ("mobilenet_v2", "resnet18", "resnet50")
-
-
-def _check_profile(profile: str) -> None:
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
-
-
-def profile_config(profile: str, dataset: str, **overrides) -> Config:
-    """The config of ``dataset`` under ``profile``'s budget, with ``overrides`` applied.
-
-    Without overrides this is the cross-entropy baseline; ``**OURS`` gives the paper's KESL
-    setting. Unknown override names raise ``ValueError`` listing the fields.
-    """
-    _check_profile(profile)
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
-    _check_names(overrides)
+    budget = profile(profile_name)
+    names.dataset_spec(dataset)
     for fixed in ("profile", "dataset"):
         if fixed in overrides:
             raise ValueError(f"{fixed!r} is an argument of profile_config, not an override")
-    fields = dict(_METHOD_DEFAULTS, seed=PROFILES[profile]["seeds"][0])
-    fields.update(PROFILES[profile]["base"])
-    fields.update(PROFILES[profile]["datasets"].get(dataset, {}))
-    fields.update(overrides, dataset=dataset, profile=profile)
-    return Config(**fields)
+    fields, params = split_overrides(overrides)
+    data = dict(budget.base, seed=budget.seeds[0])
+    data.update(budget.datasets.get(dataset, {}))
+    backbone = fields.get("backbone", data.get("backbone", "resnet18"))
+    data.update(budget.backbones.get(backbone, {}))
+    if dataset in budget.finetune_datasets:
+        data.update(budget.finetune)
+        data["pretrain"] = pretrain_config(profile_name, backbone)
+    data.update(fields, dataset=dataset, profile=profile_name)
+    data["loss_params"] = dict(data.get("loss_params", {}), **params)
+    return Config(**data)
 
 
-def profile_seeds(profile: str) -> tuple:
-    """The seeds a table runs in ``profile`` (quick: 0, 1, 2)."""
-    _check_profile(profile)
-    return tuple(PROFILES[profile]["seeds"])
+def profile_seeds(profile_name: str, *, headline: bool = False) -> tuple:
+    """The seeds a table row runs in ``profile_name`` (``headline``: the headline rows')."""
+    budget = profile(profile_name)
+    return tuple(budget.headline_seeds if headline else budget.seeds)
 
 
-def _table_variants(table: str) -> list[tuple[str, dict]]:
-    if table == "cub_comparison":
-        return [("cub", BASELINE), ("cub", OURS)]
-    if table == "general_recognition":
-        return [(d, v) for d in ("mini_imagenet", "small_imagenet") for v in (BASELINE, OURS)]
-    if table == "label_smoothing":
-        # The paper's learning rates literally, in every profile.
-        return [("cub", dict(LABEL_SMOOTHING, lr=0.01)), ("cub", dict(LABEL_SMOOTHING, lr=0.001)),
-                ("cub", dict(OURS, lr=0.1)), ("cub", dict(OURS, lr=0.01))]
-    if table == "hyperparameter_ablation":
-        return [("cub", overrides) for overrides in ablation_overrides()]
-    if table == "backbone_ablation":
-        return [("cub", dict(v, backbone=b)) for b in BACKBONE_ORDER for v in (BASELINE, OURS)]
-    raise ValueError(f"unknown table {table!r}; expected one of {', '.join(TABLES)}")
-
-
-def table_configs(table: str, profile: str, seeds: Optional[Iterable[int]] = None) -> list[Config]:
-    """The configs paper table ``table`` needs in ``profile``, seed-major, without duplicates.
-
-    ``seeds`` defaults to :func:`profile_seeds`. Seed-major order means an interrupted batch
-    has complete tables for its first seeds.
-    """
-    variants = _table_variants(table)
-    seeds = profile_seeds(profile) if seeds is None else tuple(int(s) for s in seeds)
-    if not seeds:
-        raise ValueError("seeds is empty: a table needs at least one seed")
-    configs = {}
+def with_seeds(configs: Iterable[Config], seeds: Iterable[int]) -> list[Config]:
+    """Each config at each seed, seed-major, without duplicates."""
+    out = {}
     for seed in seeds:
-        for dataset, overrides in variants:
-            config = profile_config(profile, dataset, **dict(overrides, seed=seed))
-            configs.setdefault(config.run_id, config)
-    return list(configs.values())
+        for config in configs:
+            replaced = config.replace(seed=int(seed))
+            out.setdefault(replaced.run_id, replaced)
+    return list(out.values())
 
 
-def all_table_configs(profile: str, seeds: Optional[Iterable[int]] = None) -> list[Config]:
-    """Every config of every table, each once."""
-    configs = {}
-    for table in TABLES:
-        for config in table_configs(table, profile, seeds):
-            configs.setdefault(config.run_id, config)
-    return list(configs.values())
+def unique(configs: Iterable[Config]) -> list[Config]:
+    """``configs`` without repeats (first occurrence kept)."""
+    out = {}
+    for config in configs:
+        out.setdefault(config.run_id, config)
+    return list(out.values())
 
 
 # -- results -------------------------------------------------------------------------------------
-RESULT_COLUMNS = ("run_id", *field_names(), *METRIC_KEYS, "status", "cached", "wall_time_s",
-                  "images_per_s", "error")
+RESULT_COLUMNS = ("run_id", "config", *names.METRIC_KEYS, "status", "cached", "wall_time_s", "images_per_s",
+                  "error")
 
 
 def _row(config: Config, record: Optional[RunRecord], *, cached: bool) -> dict:
-    row = {"run_id": config.run_id, **config.to_dict()}
+    row = {"run_id": config.run_id, "config": config}
     metrics = record.metrics if record is not None and record.status == "finished" else {}
-    row.update({key: metrics.get(key, float("nan")) for key in METRIC_KEYS})
+    row.update({key: metrics.get(key, float("nan")) for key in names.METRIC_KEYS})
     row["status"] = record.status if record is not None else "missing"
     row["cached"] = cached
     row["wall_time_s"] = record.wall_time_s if record is not None else float("nan")
@@ -181,34 +178,46 @@ def _row(config: Config, record: Optional[RunRecord], *, cached: bool) -> dict:
     return row
 
 
-def _frame(rows: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+def describe_config(config: Config) -> dict:
+    """The fields a reader scans a results frame by: dataset, backbone, loss and its parameters, lr, seed."""
+    return {"dataset": config.dataset, "backbone": config.backbone, "loss": config.loss, **config.loss_params,
+            "lr": config.lr, "seed": config.seed}
 
 
-def results_frame(configs: Sequence[Config]) -> pd.DataFrame:
+def results_frame(configs: Sequence[Config], *, data_root=None) -> pd.DataFrame:
     """The finished records of ``configs`` as :func:`run_all`'s frame, running nothing
     (``status`` is ``"missing"`` and metrics NaN for configs without a finished record)."""
-    return _frame([_row(c, load_record(c.run_id), cached=True) for c in configs])
+    configs = [train.with_data_fingerprint(c, data_root) for c in configs]
+    return _frame([_row(c, load_record(c), cached=True) for c in configs])
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    described = pd.DataFrame([describe_config(c) for c in frame["config"]], index=frame.index)
+    return pd.concat([frame[["run_id"]], described, frame.drop(columns=["run_id"])], axis=1)
+
+
+def _failure(config: Config, error: BaseException) -> RunRecord:
+    return RunRecord(run_id=config.run_id, config=config.to_dict(), status="failed",
+                     error=f"{type(error).__name__}: {error}\n{traceback.format_exc()}",
+                     versions=library_versions(), git_commit=git_commit(), finished_at=utc_now())
 
 
 def run_all(configs: Sequence[Config], *, data_root=None, device=None, force: bool = False,
             quiet: bool = True, progress: bool = True) -> pd.DataFrame:
     """Run every config that has no finished record (all of them if ``force``).
 
-    Returns one row per config (columns :data:`RESULT_COLUMNS`: run id, config fields,
-    metrics, status, cached, wall time, throughput, error) and prints
-    ``"N cached, M run, K failed"``. A run that raises is recorded as
-    ``<run_id>.failed.json`` (retried next time) and does not stop the others; Ctrl-C stops
-    the batch (rerun to resume; finished runs are kept).
+    Returns one row per config (``run_id``, the readable config fields of :func:`describe_config`,
+    the Config itself, metrics, status, cached, wall time, throughput, error) and prints
+    ``"N cached, M run, K failed"``. A run that raises is recorded as ``<run_id>.failed.json``
+    (retried next time) and does not stop the others; Ctrl-C stops the batch (rerun to resume;
+    finished runs are kept).
     """
-    from .progress import tqdm
-
-    from .train import run
-
     configs = list(configs)
     for config in configs:
         if not isinstance(config, Config):
             raise TypeError(f"run_all needs Config objects, got {type(config).__name__}")
+    configs = [train.with_data_fingerprint(c, data_root) for c in configs]
     done: dict[str, tuple[Optional[RunRecord], bool]] = {}
     counts = {"cached": 0, "run": 0, "failed": 0}
     bar = tqdm(configs, desc="runs", unit="run", disable=not progress, dynamic_ncols=True)
@@ -217,22 +226,19 @@ def run_all(configs: Sequence[Config], *, data_root=None, device=None, force: bo
         if run_id in done:
             continue
         bar.set_postfix_str(run_id, refresh=True)
-        record = None if force else load_record(run_id)
+        record = None if force else load_record(config)
         if record is not None:
             done[run_id] = (record, True)
             counts["cached"] += 1
             continue
         try:
-            record = run(config, data_root=data_root, device=device, force=force, quiet=quiet)
+            record = train.run(config, data_root=data_root, device=device, force=force, quiet=quiet)
             counts["run"] += 1
         except Exception as error:  # noqa: BLE001 - one failed run must not stop the batch
-            record = RunRecord(run_id=run_id, config=config.to_dict(), status="failed",
-                               error=f"{type(error).__name__}: {error}\n{traceback.format_exc()}",
-                               versions=library_versions(), git_commit=git_commit(),
-                               finished_at=utc_now())
+            record = _failure(config, error)
             save_record(record)
             counts["failed"] += 1
-            bar.write(f"FAILED {run_id}: {type(error).__name__}: {error}")
+            tqdm.write(f"FAILED {run_id}: {type(error).__name__}: {error}")
         done[run_id] = (record, False)
     bar.close()
     print(f"{counts['cached']} cached, {counts['run']} run, {counts['failed']} failed")

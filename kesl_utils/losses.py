@@ -1,4 +1,4 @@
-"""Training losses: cross-entropy, label smoothing and the KESL loss (Yuan et al., ICPR 2020, Eq. 3–5).
+"""Training losses and their registry: cross-entropy, label smoothing and KESL (Yuan et al., ICPR 2020, Eq. 3–5).
 
 The KESL loss of a sample x_i with label y_i and network output y'_i = softmax(s_i) is
 
@@ -11,33 +11,179 @@ where g_{y_i} is row y_i of the soft-label matrix (:func:`kesl_utils.soft_labels
 The paper writes L_KL = −Σ_k g'_ik log(g_ik / g'_ik) without defining g'; we read g' as the network's
 output y', which makes the paper's formula the reverse KL. Both terms are summed over classes per
 sample and then averaged over the batch ("batchmean").
+
+The registry
+    Every loss the trainer can use is one :class:`LossSpec` in :data:`LOSSES`, registered with
+    :func:`register_loss`: its name, the parameters it reads from a
+    :class:`~kesl_utils.config.Config` (each with its default, its validator and a help line) and a
+    builder ``build(hierarchy, **params) -> nn.Module``. ``Config``, the command-line flags, the
+    run-id normalisation and the trainer all read this registry, so adding a loss is one builder,
+    one registration and its tests::
+
+        @register_loss("my_loss", params=(LossParam("gamma", 2.0, names.check_temperature, "focusing γ"),),
+                       summary="my loss")
+        def _build_my_loss(hierarchy, *, gamma):
+            return MyLoss(gamma)
+
+    :func:`build_loss` ``(name, hierarchy, **params)`` builds a registered loss, called as
+    ``criterion(logits (N, n), targets (N,)) -> scalar``.
 """
 from __future__ import annotations
 
-import numbers
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["KESLLoss", "build_loss", "LOSS_NAMES", "KL_DIRECTIONS"]
+from . import names
+from .soft_labels import soft_label_matrix
 
-LOSS_NAMES = ("ce", "label_smoothing", "kesl")
-KL_DIRECTIONS = ("reverse", "forward")
+__all__ = ["KESLLoss", "LossParam", "LossSpec", "LOSSES", "register_loss", "loss_spec", "check_loss_params",
+           "build_loss", "KL_DIRECTIONS", "KESL_DISTANCES"]
+
+KL_DIRECTIONS = names.KL_DIRECTIONS
+#: Which class distance KESL's c_ij = λ^D_ij uses: the paper's d_ij = e_ij − 1 ("edges") or the
+#: height of the lowest common ancestor ("lca", the distance of Bertinetto et al.).
+KESL_DISTANCES = ("edges", "lca")
 
 # Tolerance on Σ_j g_ij = 1: loose enough for a float32 matrix of 10,000 classes.
 _ROW_SUM_TOL = 1e-4
 
 
-def _check_weight(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number ≥ 0, got {value!r}")
-    value = float(value)
-    if not (value >= 0.0 and value != float("inf")):
-        raise ValueError(f"{name} must be a finite real number ≥ 0, got {value}")
-    return value
+# -- the registry -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LossParam:
+    """One parameter of a loss: a field of ``Config.loss_params`` and a command-line flag.
+
+    name: the key (``"lam"``; the flag is ``--lam``). default: its value when not given.
+    check: validator returning the normalised value or raising ``ValueError`` (from :mod:`names`).
+    help: one line for ``--help``. choices: the allowed strings of a text parameter.
+    """
+
+    name: str
+    default: Any
+    check: Callable[[Any], Any]
+    help: str
+    choices: Optional[tuple] = None
+
+    @property
+    def type(self) -> type:
+        """``float`` or ``str``: how the command line parses the flag."""
+        return str if isinstance(self.default, str) else float
 
 
+@dataclass(frozen=True)
+class LossSpec:
+    """A registered loss: ``build(hierarchy, **params)`` returns the ``nn.Module``.
+
+    ``check_all(params)`` (optional) validates rules that involve several parameters
+    (KESL: α and β not both zero); it runs when a ``Config`` is made, before any training.
+    ``needs_hierarchy``: whether ``build`` reads the hierarchy (cross-entropy does not).
+    """
+
+    name: str
+    params: tuple[LossParam, ...]
+    build: Callable[..., nn.Module]
+    summary: str
+    check_all: Optional[Callable[[dict], None]] = None
+    needs_hierarchy: bool = True
+
+    @property
+    def defaults(self) -> dict:
+        return {p.name: p.default for p in self.params}
+
+
+#: name → :class:`LossSpec`, filled by :func:`register_loss`.
+LOSSES: dict[str, LossSpec] = {}
+
+
+def register_loss(name: str, *, params: tuple = (), summary: str = "", check_all=None,
+                  needs_hierarchy: bool = True):
+    """Decorator registering ``build(hierarchy, **params) -> nn.Module`` as loss ``name``.
+
+    A parameter name used by several losses must mean the same there (same default type).
+    Registering a name twice replaces the earlier entry (so a notebook cell can be re-run).
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"loss name must be an identifier such as 'my_loss', got {name!r}")
+    params = tuple(params)
+    for param in params:
+        if not isinstance(param, LossParam):
+            raise TypeError(f"loss {name!r}: params must be LossParam objects, got {type(param).__name__}")
+        for other in LOSSES.values():
+            for known in other.params:
+                if known.name == param.name and known.type is not param.type:
+                    raise ValueError(f"loss {name!r}: parameter {param.name!r} is a {param.type.__name__} "
+                                     f"but loss {other.name!r} declares it as a {known.type.__name__}")
+
+    def decorator(build):
+        LOSSES[name] = LossSpec(name, params, build, summary or (build.__doc__ or "").strip().split("\n")[0],
+                                check_all, needs_hierarchy)
+        return build
+
+    return decorator
+
+
+def loss_spec(name: str) -> LossSpec:
+    """The registered loss ``name``; ``ValueError`` listing the registered losses otherwise."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; registered losses: {', '.join(map(repr, LOSSES))}")
+    return LOSSES[name]
+
+
+def owners(param: str) -> list[str]:
+    """The losses that declare parameter ``param``."""
+    return [spec.name for spec in LOSSES.values() if any(p.name == param for p in spec.params)]
+
+
+def check_loss_params(name: str, params: Optional[Mapping] = None) -> dict:
+    """``params`` of loss ``name`` validated and completed with defaults, in declaration order.
+
+    A parameter the loss does not declare is an error that names the loss(es) it belongs to, so
+    that ``--lam`` given with ``--loss ce`` fails instead of being silently dropped.
+    """
+    spec = loss_spec(name)
+    params = dict(params or {})
+    declared = {p.name for p in spec.params}
+    unknown = [k for k in params if k not in declared]
+    if unknown:
+        problems = []
+        for key in unknown:
+            belongs = owners(key)
+            problems.append(f"{key!r} is a parameter of {' and '.join(map(repr, belongs))}" if belongs
+                            else f"{key!r} is not a parameter of any registered loss")
+        raise ValueError(f"loss {name!r} takes {', '.join(map(repr, declared)) or 'no parameters'}; "
+                         + "; ".join(problems))
+    checked = {}
+    for param in spec.params:
+        value = params.get(param.name, param.default)
+        if value is None:
+            value = param.default
+        checked[param.name] = param.check(value)
+    if spec.check_all is not None:
+        spec.check_all(checked)
+    return checked
+
+
+def build_loss(name: str, hierarchy=None, **params) -> nn.Module:
+    """The registered loss ``name`` for ``hierarchy`` with ``params`` (defaults for the others).
+
+    Returns an ``nn.Module`` called as ``criterion(logits (N, n), targets (N,)) -> 0-dim tensor``.
+    ``hierarchy`` (a :class:`~kesl_utils.hierarchy.Hierarchy`) is required by losses that use the
+    class hierarchy (KESL) and ignored by the others.
+    """
+    spec = loss_spec(name)
+    checked = check_loss_params(name, params)
+    if spec.needs_hierarchy and hierarchy is None:
+        raise ValueError(f"loss {name!r} needs the class hierarchy: build_loss({name!r}, hierarchy, ...) "
+                         "with a kesl_utils.hierarchy.Hierarchy")
+    return spec.build(hierarchy, **checked)
+
+
+# -- the losses ---------------------------------------------------------------------------------
 def _check_soft_labels(soft_labels) -> torch.Tensor:
     g = torch.as_tensor(soft_labels).detach()
     if g.ndim != 2 or g.shape[0] != g.shape[1] or g.shape[0] == 0:
@@ -52,6 +198,25 @@ def _check_soft_labels(soft_labels) -> torch.Tensor:
         raise ValueError(f"soft_labels rows must sum to 1 (within {_ROW_SUM_TOL:g}); "
                          f"row {worst} sums to {float(row_sums[worst]):.6g}")
     return g
+
+
+def check_logits_targets(logits, targets, n: int) -> torch.Tensor:
+    """Validate a loss's inputs; returns ``targets`` as int64. ``TypeError`` for non-tensors."""
+    for what, value in (("logits", logits), ("targets", targets)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{what} must be a torch.Tensor, got {type(value).__name__} "
+                            f"(convert with torch.as_tensor)")
+    if logits.ndim != 2 or logits.shape[1] != n:
+        raise ValueError(f"logits must have shape (N, {n}) (one column per class of soft_labels), "
+                         f"got {tuple(logits.shape)}")
+    if targets.ndim != 1 or targets.shape[0] != logits.shape[0]:
+        raise ValueError(f"targets must have shape ({logits.shape[0]},) to match logits, got {tuple(targets.shape)}")
+    if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
+        raise ValueError(f"targets must be integer class indices in [0, {n - 1}], got dtype {targets.dtype}")
+    if targets.numel() and bool(((targets < 0) | (targets >= n)).any()):
+        raise ValueError(f"targets must lie in [0, {n - 1}], got values in "
+                         f"[{int(targets.min())}, {int(targets.max())}]")
+    return targets.long()
 
 
 class KESLLoss(nn.Module):
@@ -76,13 +241,10 @@ class KESLLoss(nn.Module):
 
     def __init__(self, soft_labels, alpha: float = 1.0, beta: float = 1.0, kl: str = "reverse"):
         super().__init__()
-        self.alpha = _check_weight("alpha (α)", alpha)
-        self.beta = _check_weight("beta (β)", beta)
-        if self.alpha == 0.0 and self.beta == 0.0:
-            raise ValueError("alpha (α) and beta (β) must not both be zero (the loss would be constant)")
-        if kl not in KL_DIRECTIONS:
-            raise ValueError(f"kl must be one of {', '.join(map(repr, KL_DIRECTIONS))}, got {kl!r}")
-        self.kl = kl
+        self.alpha = names.check_weight(alpha, "alpha (α)")
+        self.beta = names.check_weight(beta, "beta (β)")
+        _check_not_both_zero({"alpha": self.alpha, "beta": self.beta})
+        self.kl = names.check_choice("kl", kl, KL_DIRECTIONS)
         g = _check_soft_labels(soft_labels)
         self.register_buffer("soft_labels", g)
         # The clamp keeps log g finite where T is so large that g underflowed to 0: the reverse KL
@@ -97,18 +259,7 @@ class KESLLoss(nn.Module):
         return f"num_classes={self.num_classes}, alpha={self.alpha:g}, beta={self.beta:g}, kl={self.kl!r}"
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        n = self.num_classes
-        if logits.ndim != 2 or logits.shape[1] != n:
-            raise ValueError(f"logits must have shape (N, {n}) (one column per class of soft_labels), "
-                             f"got {tuple(logits.shape)}")
-        if targets.ndim != 1 or targets.shape[0] != logits.shape[0]:
-            raise ValueError(f"targets must have shape ({logits.shape[0]},) to match logits, got {tuple(targets.shape)}")
-        if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
-            raise ValueError(f"targets must be integer class indices in [0, {n - 1}], got dtype {targets.dtype}")
-        if targets.numel() and bool(((targets < 0) | (targets >= n)).any()):
-            raise ValueError(f"targets must lie in [0, {n - 1}], got values in "
-                             f"[{int(targets.min())}, {int(targets.max())}]")
-        targets = targets.long()
+        targets = check_logits_targets(logits, targets, self.num_classes)
         compute_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
         # Autocast would run log_softmax/exp in bf16/fp16 on some backends; the loss is cheap,
         # so it is always computed in (at least) float32.
@@ -128,23 +279,54 @@ class KESLLoss(nn.Module):
             return loss.mean()
 
 
-def build_loss(name: str, *, soft_labels=None, alpha: float = 1.0, beta: float = 1.0,
-               kl: str = "reverse", epsilon: float = 0.1) -> nn.Module:
-    """The training loss called ``name``, as an ``nn.Module`` mapping (logits (N, n), targets (N,)) → scalar.
+def _check_not_both_zero(params: dict) -> None:
+    if params["alpha"] == 0.0 and params["beta"] == 0.0:
+        raise ValueError("alpha (α) and beta (β) must not both be zero (the loss would be constant)")
 
-    * ``"ce"``: ``nn.CrossEntropyLoss()``; the other arguments are ignored.
-    * ``"label_smoothing"``: ``nn.CrossEntropyLoss(label_smoothing=epsilon)`` (PyTorch's own), ε in [0, 1].
-    * ``"kesl"``: :class:`KESLLoss` ``(soft_labels, alpha, beta, kl)``; ``soft_labels`` is required.
+
+def kesl_class_distances(hierarchy, distance: str = "edges") -> np.ndarray:
+    """The edge-count matrix KESL's soft labels are built from, for the chosen class distance.
+
+    ``"edges"``: the paper's e_ij, so c_ij = λ^(e_ij − 1) = λ^d_ij. ``"lca"``: the height h_ij of the
+    lowest common ancestor (:meth:`Hierarchy.lca_heights`), passed as h_ij + 1 off the diagonal so
+    that the same :func:`soft_label_matrix` gives c_ij = λ^h_ij.
     """
-    if name == "ce":
-        return nn.CrossEntropyLoss()
-    if name == "label_smoothing":
-        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or not 0.0 <= float(epsilon) <= 1.0:
-            raise ValueError(f"epsilon (label smoothing ε) must be a real number in [0, 1], got {epsilon!r}")
-        return nn.CrossEntropyLoss(label_smoothing=float(epsilon))
-    if name == "kesl":
-        if soft_labels is None:
-            raise ValueError("soft_labels is required for the 'kesl' loss "
-                             "(an (n, n) matrix from kesl_utils.soft_labels.soft_label_matrix)")
-        return KESLLoss(soft_labels, alpha=alpha, beta=beta, kl=kl)
-    raise ValueError(f"unknown loss name {name!r}; allowed: {', '.join(map(repr, LOSS_NAMES))}")
+    names.check_choice("distance", distance, KESL_DISTANCES)
+    if distance == "edges":
+        return hierarchy.edge_distances()
+    heights = np.asarray(hierarchy.lca_heights(), dtype=np.int64)
+    shifted = heights + 1
+    np.fill_diagonal(shifted, 0)
+    return shifted
+
+
+@register_loss("ce", summary="cross-entropy with the one-hot label", needs_hierarchy=False)
+def _build_ce(hierarchy):
+    return nn.CrossEntropyLoss()
+
+
+@register_loss("label_smoothing", summary="label smoothing (Szegedy et al. 2016), PyTorch's own",
+               params=(LossParam("epsilon", 0.1, names.check_epsilon,
+                                 "label smoothing: mass spread uniformly over all classes (ε)"),),
+               needs_hierarchy=False)
+def _build_label_smoothing(hierarchy, *, epsilon):
+    return nn.CrossEntropyLoss(label_smoothing=epsilon)
+
+
+@register_loss("kesl", summary="KESL: alpha*CE + beta*KL to the knowledge-embedded soft label",
+               params=(LossParam("lam", 0.5, names.check_lambda, "KESL λ: similarity c_ij = λ^d_ij, 0 < λ < 1"),
+                       LossParam("T", 2.0, names.check_temperature, "KESL temperature: g_ij = softmax_j(T c_ij)"),
+                       LossParam("alpha", 1.0, lambda v: names.check_weight(v, "alpha (α)"),
+                                 "KESL weight α of the cross-entropy term"),
+                       LossParam("beta", 0.1, lambda v: names.check_weight(v, "beta (β)"),
+                                 "KESL weight β of the KL term"),
+                       LossParam("kl", "reverse", lambda v: names.check_choice("kl", v, KL_DIRECTIONS),
+                                 "KL direction: reverse KL(p||g) (the paper's) or forward KL(g||p)",
+                                 choices=KL_DIRECTIONS),
+                       LossParam("distance", "edges", lambda v: names.check_choice("distance", v, KESL_DISTANCES),
+                                 "class distance of c_ij: the paper's d_ij = e_ij - 1, or the LCA height",
+                                 choices=KESL_DISTANCES)),
+               check_all=_check_not_both_zero)
+def _build_kesl(hierarchy, *, lam, T, alpha, beta, kl, distance):
+    g = soft_label_matrix(kesl_class_distances(hierarchy, distance), lam, T)
+    return KESLLoss(g, alpha=alpha, beta=beta, kl=kl)

@@ -1,23 +1,30 @@
 """Run records: one JSON file per run under ``<results>/runs/``; tables are built only from these.
 
 ``<run_id>.json`` holds a *finished* run (config, final metrics, per-epoch history, wall
-time, throughput, device, library versions, git commit). A run that raised is saved as
-``<run_id>.failed.json`` instead, so that it never counts as finished and is retried next
-time. Files are written atomically, and a reader treats anything it cannot parse, or that
-does not say ``"status": "finished"``, as not finished: a half-written file never counts.
+time, throughput, device, world size, library versions, git commit). A run that raised is saved
+as ``<run_id>.failed.json`` instead, so that it never counts as finished and is retried next
+time. Files are written atomically, and a reader treats anything it cannot parse, that does not
+say ``"status": "finished"``, or whose metrics are missing or not numbers, as not finished: a
+half-written or hand-damaged file never counts.
+
+Each profile keeps its records in its own results folder (:func:`kesl_utils.paths.results_dir`),
+so the functions here take the :class:`~kesl_utils.config.Config` (which knows its profile) or a
+profile name.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime
 import json
+import math
+import numbers
 import platform
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from . import paths
+from . import __version__, names, paths
 
 STATUSES = ("finished", "failed")
 
@@ -33,6 +40,10 @@ class RunRecord:
         ``epoch_time_s``, and on evaluation epochs ``test_<metric>`` for each metric key.
     images_per_s: mean training throughput over the epochs (evaluation excluded).
     wall_time_s: total time, summed over resumed segments.
+    world_size: processes that trained the run (``torchrun``; 1 otherwise).
+    artifacts: files kept beside the record, relative to the results folder, with their sha256
+        (``weights``: final model weights of a run others start from; ``probabilities``: test-set
+        softmax outputs; ``pretrain_weights``: the weights this run started from).
     """
 
     run_id: str
@@ -47,6 +58,8 @@ class RunRecord:
     finished_at: str = ""
     status: str = "finished"
     error: Optional[str] = None
+    world_size: int = 1
+    artifacts: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -61,23 +74,57 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status == "finished"
+        """``status`` is ``"finished"`` and every metric of :data:`names.METRIC_KEYS` is a number."""
+        return self.status == "finished" and metrics_problem(self.metrics) is None
+
+    @property
+    def profile(self) -> str:
+        return self.config.get("profile", "custom") if isinstance(self.config, dict) else "custom"
 
 
-def record_path(run_id: str, *, failed: bool = False) -> Path:
-    """``<results>/runs/<run_id>.json`` (or ``<run_id>.failed.json``)."""
-    return paths.runs_dir() / f"{run_id}{'.failed' if failed else ''}.json"
+def metrics_problem(metrics) -> Optional[str]:
+    """Why ``metrics`` is not a finished run's metrics (``None`` if it is)."""
+    if not isinstance(metrics, dict):
+        return f"metrics is a {type(metrics).__name__}, not a mapping"
+    missing = [k for k in names.METRIC_KEYS if k not in metrics]
+    if missing:
+        return f"metrics lack {', '.join(missing)}"
+    bad = [k for k in names.METRIC_KEYS
+           if isinstance(metrics[k], bool) or not isinstance(metrics[k], numbers.Real)
+           or (math.isnan(metrics[k]) and k not in NAN_ALLOWED)]
+    if bad:
+        return f"metrics {', '.join(bad)} are not numbers"
+    return None
+
+
+#: Metrics that are NaN by definition in some runs (no mistake at all: no mistake severity).
+NAN_ALLOWED = {"mistake_severity"}
+
+
+def _profile_of(config_or_profile) -> str:
+    if isinstance(config_or_profile, str):
+        return config_or_profile
+    return getattr(config_or_profile, "profile", None) or "custom"
+
+
+def record_path(run_id: str, profile: str = "quick", *, failed: bool = False) -> Path:
+    """``<results of profile>/runs/<run_id>.json`` (or ``<run_id>.failed.json``)."""
+    return paths.runs_dir(profile) / f"{run_id}{'.failed' if failed else ''}.json"
 
 
 def save_record(record: RunRecord) -> Path:
-    """Write ``record`` atomically; a finished record replaces any earlier failure file."""
+    """Write ``record`` atomically (in its profile's folder); a finished record replaces any
+    earlier failure file. A "finished" record with malformed metrics is refused."""
     if record.status not in STATUSES:
         raise ValueError(f"RunRecord.status={record.status!r}; expected one of {STATUSES}")
     failed = record.status == "failed"
-    path = record_path(record.run_id, failed=failed)
+    if not failed and metrics_problem(record.metrics) is not None:
+        raise ValueError(f"run {record.run_id}: refusing to save a finished record whose "
+                         f"{metrics_problem(record.metrics)}")
+    path = record_path(record.run_id, record.profile, failed=failed)
     paths.atomic_write_text(path, json.dumps(record.to_dict(), indent=1, sort_keys=False) + "\n")
     if not failed:
-        record_path(record.run_id, failed=True).unlink(missing_ok=True)
+        record_path(record.run_id, record.profile, failed=True).unlink(missing_ok=True)
     return path
 
 
@@ -90,23 +137,26 @@ def read_record_file(path: str | Path) -> Optional[RunRecord]:
         return None
 
 
-def load_record(run_id: str) -> Optional[RunRecord]:
-    """The *finished* record of ``run_id``, or ``None`` (missing, partial, or not finished)."""
-    record = read_record_file(record_path(run_id))
-    if record is None or not record.finished or record.run_id != run_id:
+def load_record(config) -> Optional[RunRecord]:
+    """The *finished* record of ``config`` (a :class:`~kesl_utils.config.Config`), or ``None``
+    (missing, partial, malformed, not finished, or written for another config)."""
+    record = read_record_file(record_path(config.run_id, _profile_of(config)))
+    if record is None or not record.finished or record.run_id != config.run_id:
+        return None
+    if record.config != config.to_dict():
         return None
     return record
 
 
-def load_failure(run_id: str) -> Optional[RunRecord]:
-    """The record of the last failed attempt of ``run_id``, if any."""
-    return read_record_file(record_path(run_id, failed=True))
+def load_failure(config) -> Optional[RunRecord]:
+    """The record of the last failed attempt of ``config``, if any."""
+    return read_record_file(record_path(config.run_id, _profile_of(config), failed=True))
 
 
-def load_records() -> list[RunRecord]:
-    """All finished records in ``<results>/runs/``, sorted by run id."""
+def load_records(profile: str = "quick") -> list[RunRecord]:
+    """All finished records in ``profile``'s ``runs/`` folder, sorted by run id."""
     records = []
-    for path in sorted(paths.runs_dir().glob("*.json")):
+    for path in sorted(paths.runs_dir(profile).glob("*.json")):
         if path.name.endswith(".failed.json"):
             continue
         record = read_record_file(path)
@@ -118,11 +168,10 @@ def load_records() -> list[RunRecord]:
 # -- provenance ---------------------------------------------------------------------------
 def library_versions() -> dict:
     """Versions of python, torch, torchvision, numpy and kesl_utils."""
+    # Imported here: reading and writing records needs no torch (tables, the command line).
     import numpy
     import torch
     import torchvision
-
-    from . import __version__
 
     return {"python": platform.python_version(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "numpy": numpy.__version__,

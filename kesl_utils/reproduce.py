@@ -2,11 +2,15 @@
 
     python -m kesl_utils.reproduce --profile quick --data-root data/raw notebooks/*.ipynb
 
-Executed copies go to ``<results>/notebooks/``. The first notebook that fails stops the series,
-and the message names the notebook and the cell. The summary page is assembled from the files the
-notebooks wrote (tables under ``<results>/tables/``, figures under ``<results>/figures/``) plus
-``<results>/reproduce.json`` (profile, commit, time per notebook), so it can be rebuilt with
-``--report-only`` without running anything.
+Each profile writes to its own results folder (:func:`kesl_utils.paths.results_dir`: ``results/``
+for quick, ``build/results-smoke/`` for smoke, ``results-paper/`` for paper), so a smoke run never
+touches the committed quick results. Executed copies go to ``<results>/notebooks/``. The first
+notebook that fails stops the series, and the message names the notebook and the cell. The
+summary page is assembled from the files the notebooks wrote (tables under ``<results>/tables/``,
+figures under ``<results>/figures/``), the run records, and ``<results>/reproduce.json`` (profile,
+commit, time per notebook), so it can be rebuilt with ``--report-only`` without running anything.
+Progress bars are switched off in the executed notebooks (``KESL_PROGRESS=0``): a stored output
+holds no stderr lines and no widget state.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import paths
+from . import names, paths
 from .paper import TITLES
 from .records import git_commit, load_records
 
@@ -40,6 +44,8 @@ def run_notebooks(notebooks: list[Path], *, profile: str, data_root: str, output
 
     # The profile is the papermill parameter; an inherited KESL_PROFILE would silently override it.
     os.environ.pop("KESL_PROFILE", None)
+    # The kernels inherit this: no progress bars (stderr lines or widgets) in the stored outputs.
+    os.environ["KESL_PROGRESS"] = "0"
     output_dir.mkdir(parents=True, exist_ok=True)
     timings = []
     for notebook in notebooks:
@@ -60,7 +66,7 @@ def run_notebooks(notebooks: list[Path], *, profile: str, data_root: str, output
 
 
 def write_summary(profile: str, timings: list[dict], data_root: str) -> Path:
-    """Write ``<results>/reproduce.json`` (what ran, where, how long)."""
+    """Write ``<results of profile>/reproduce.json`` (what ran, where, how long)."""
     summary = {
         "profile": profile,
         "data_root": data_root,
@@ -69,22 +75,22 @@ def write_summary(profile: str, timings: list[dict], data_root: str) -> Path:
         "notebooks": timings,
         "total_seconds": round(sum(t["seconds"] for t in timings), 1),
     }
-    return paths.atomic_write_text(paths.results_dir() / "reproduce.json", json.dumps(summary, indent=2) + "\n")
+    return paths.atomic_write_text(paths.results_dir(profile) / "reproduce.json",
+                                   json.dumps(summary, indent=2) + "\n")
 
 
-def write_results_readme() -> Path:
-    """Assemble ``<results>/README.md`` from ``reproduce.json``, the tables and the figures on disk."""
-    root = paths.results_dir()
+def write_results_readme(profile: str) -> Path:
+    """Assemble ``<results of profile>/README.md`` from ``reproduce.json``, the records, tables and figures."""
+    root = paths.results_dir(profile)
     summary_file = root / "reproduce.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
-    profile = summary.get("profile", "unknown")
     lines = ["# Results", ""]
     lines += [f"- profile: `{profile}`",
               f"- date: {summary.get('date', 'unknown')}",
               f"- git commit: `{summary.get('git_commit', 'unknown')}`",
               f"- wall time of this `make reproduce` (cached runs are not retrained): "
               f"{summary.get('total_seconds', float('nan')) / 60:.1f} min", ""]
-    records = [r for r in load_records() if r.config.get("profile") == profile]
+    records = [r for r in load_records(profile) if r.config.get("profile") == profile]
     if records:
         # Training time comes from the records, so a re-run that found every run cached still reports
         # what the runs cost when they were trained.
@@ -131,6 +137,7 @@ def publish_notebooks(executed_dir: Path, target_dir: Path) -> list[Path]:
         nb = nbformat.read(executed, as_version=4)
         nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
         nb.metadata.pop("papermill", None)
+        nb.metadata.pop("widgets", None)  # widget state would be noise for a web reader
         count = 0
         for cell in nb.cells:
             cell.get("metadata", {}).pop("papermill", None)
@@ -151,7 +158,7 @@ def publish_notebooks(executed_dir: Path, target_dir: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run, in order (default: notebooks/NN_*.ipynb)")
-    parser.add_argument("--profile", default="quick", choices=paths.PROFILES)
+    parser.add_argument("--profile", default="quick", choices=names.PROFILES)
     parser.add_argument("--data-root", default="data/raw", help="root of the real datasets (paper profile)")
     parser.add_argument("--report-only", action="store_true", help="only rebuild results/README.md")
     parser.add_argument("--publish", action="store_true",
@@ -164,14 +171,17 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"notebook(s) not found: {', '.join(missing)}")
         start = time.perf_counter()
         timings = run_notebooks([n.resolve() for n in notebooks], profile=args.profile,
-                                data_root=args.data_root, output_dir=paths.results_dir() / "notebooks")
+                                data_root=args.data_root, output_dir=paths.results_dir(args.profile) / "notebooks")
         write_summary(args.profile, timings, args.data_root)
         print(f"[reproduce] all {len(timings)} notebooks ran in {(time.perf_counter() - start) / 60:.1f} min")
     if args.publish:
-        for target in publish_notebooks(paths.results_dir() / "notebooks", paths.PROJECT_ROOT / "notebooks"):
+        if args.profile != "quick":
+            parser.error("--publish copies the quick run's notebooks over notebooks/; the committed notebooks "
+                         f"are the quick profile's, not {args.profile!r}'s")
+        for target in publish_notebooks(paths.results_dir(args.profile) / "notebooks", paths.PROJECT_ROOT / "notebooks"):
             print(f"[reproduce] published {target.relative_to(paths.PROJECT_ROOT)}")
-    readme = write_results_readme()
-    print(f"[reproduce] wrote {readme}")
+    readme = write_results_readme(args.profile)
+    print(f"[reproduce] wrote {paths.display_path(readme)}")
     return 0
 
 

@@ -14,12 +14,12 @@ T = 16 it is almost one-hot.
 """
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Sequence
 
 import numpy as np
 import torch
+
+from . import names
 
 __all__ = [
     "check_edge_distances",
@@ -88,24 +88,6 @@ def _first_asymmetric_pair(e: np.ndarray, tile: int = 512) -> tuple[int, int] | 
     return None
 
 
-def _check_lambda(lam) -> float:
-    if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
-        raise ValueError(f"lam (λ) must be a real number in the open interval (0, 1), got {lam!r}")
-    lam = float(lam)
-    if not 0.0 < lam < 1.0:
-        raise ValueError(f"lam (λ) must lie in the open interval (0, 1), got {lam}")
-    return lam
-
-
-def _check_temperature(T) -> float:
-    if isinstance(T, bool) or not isinstance(T, numbers.Real):
-        raise ValueError(f"T must be a finite real number > 0, got {T!r}")
-    T = float(T)
-    if not (math.isfinite(T) and T > 0.0):
-        raise ValueError(f"T must be a finite real number > 0, got {T}")
-    return T
-
-
 def _lookup_by_edges(e: np.ndarray, values) -> tuple[np.ndarray, np.ndarray]:
     """``(table, index)`` with ``table[index] == values(e)`` elementwise, as float64.
 
@@ -134,7 +116,7 @@ def similarity(edge_distances, lam: float) -> np.ndarray:
     numpy.ndarray, float64, shape (n, n)
         Symmetric, ones on the diagonal, entries in (0, 1) elsewhere.
     """
-    lam = _check_lambda(lam)
+    lam = names.check_lambda(lam)
     e = check_edge_distances(edge_distances)
     table, index = _lookup_by_edges(e, lambda edges: np.power(lam, edges - 1.0))
     c = table[index]
@@ -160,8 +142,8 @@ def soft_label_matrix(edge_distances, lam: float, T: float) -> torch.Tensor:
         Row i is the soft label of class i; rows sum to 1. Computed in float64 with the
         row maximum T subtracted (log-sum-exp), in blocks of rows, then cast.
     """
-    lam = _check_lambda(lam)
-    T = _check_temperature(T)
+    lam = names.check_lambda(lam)
+    T = names.check_temperature(T)
     e = check_edge_distances(edge_distances)
     # Off the diagonal c_ij < 1 = c_ii, so the row maximum of T·c is T: subtracting it gives
     # w_ij = exp(T (c_ij − 1)) in (0, 1], which cannot overflow, and w_ii = 1 keeps Σ_j w_ij ≥ 1.

@@ -1,19 +1,27 @@
 """The trainer: one :class:`~kesl_utils.config.Config` in, one :class:`~kesl_utils.records.RunRecord` out.
 
-Modelled on torchvision's reference classification script: a separate
-:func:`train_one_epoch` and :func:`evaluate`, one mixed-precision switch, and one checkpoint
-dict (model, optimiser, scheduler, scaler, epoch, config, history, RNG states) written
-atomically at the end of every epoch to ``<results>/checkpoints/<run_id>/last.pt``.
+Modelled on torchvision's reference classification script: a separate :func:`train_one_epoch` and
+:func:`evaluate`, one mixed-precision argument (``amp_dtype``) for both, and one checkpoint dict
+(model, optimiser, scheduler, scaler, epoch, config, history, RNG states) written atomically at
+the end of every epoch to ``<results>/checkpoints/<run_id>/last.pt``.
+
+:func:`run` is four steps, each a function of its own:
+
+1. :func:`setup` — hierarchy, loss (from the registry of :mod:`kesl_utils.losses`), data, model
+   (initialised from ImageNet weights or from the weights of the ``pretrain`` run), optimiser,
+   schedule;
+2. :func:`resume` — the last complete epoch of an interrupted run, if a checkpoint exists;
+3. :func:`fit` — the epochs, each followed by a checkpoint and the ``on_epoch_end`` callback;
+4. :func:`finish` — the run record (and the artifacts kept beside it), written atomically.
 
 Reproducibility and resume
-    The run is seeded from ``config.seed`` (Python, NumPy, torch; data-loader workers through
-    the loader's generator). The training order of epoch e is a function of (seed, e) only:
-    the loader's generator is re-seeded with ``seed * 1_000_000 + e`` before each epoch. After
-    a crash or Ctrl-C, running the same config again restores the last complete epoch from the
-    checkpoint (including every RNG state) and continues; on CPU the final metrics and weights
-    equal those of an uninterrupted run exactly (``tests/test_train.py``). With several
-    data-loader workers and random augmentation (real data), exactness also needs
-    non-persistent workers.
+    The run is seeded from ``config.seed`` (Python, NumPy, torch). The data order and the
+    augmentation of epoch e are a function of (seed, e) only: the loader's generator is re-seeded
+    with ``seed * 1_000_000 + e`` before each epoch, and loader workers are seeded from it
+    (:func:`kesl_utils.data.build_loader`). After a crash or Ctrl-C, running the same config again
+    restores the last complete epoch from the checkpoint (including every RNG state) and
+    continues; the final metrics and weights equal those of an uninterrupted run exactly
+    (``tests/test_train.py``, on synthetic data and on image files read by workers).
 
 Learning-rate schedule
     Stepped per iteration: linear warm-up over ``warmup_epochs`` epochs from lr/iters to lr,
@@ -30,11 +38,13 @@ Device
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import shutil
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -44,11 +54,20 @@ from torch import nn
 
 from . import paths
 from .config import Config
-from .models import backbone_parameters, build_model, classifier_parameters
-from .records import RunRecord, git_commit, library_versions, load_record, save_record, utc_now
+from .data import build_dataset, build_loader, data_fingerprint
+from .hierarchy import Hierarchy, load_hierarchy
+from .losses import build_loss
+from .metrics import class_distance_matrix, summarize
+from .models import backbone_parameters, build_model, classifier_module, classifier_parameters
+from .progress import tqdm
+from .records import (RunRecord, git_commit, library_versions, load_record, record_path, save_record,
+                      utc_now)
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 _EPOCH_SEED_STRIDE = 1_000_000
+
+#: Called after each epoch's checkpoint as ``on_epoch_end(epoch, entry)`` (``entry``: the history row).
+EpochCallback = Callable[[int, dict], None]
 
 
 # -- set-up helpers -----------------------------------------------------------------------
@@ -85,41 +104,35 @@ def autocast_dtype(device: torch.device, amp: bool) -> Optional[torch.dtype]:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def load_run_hierarchy(config: Config):
+def load_run_hierarchy(config: Config) -> Hierarchy:
     """The class hierarchy of ``config.dataset`` in ``config.hierarchy_mode``.
 
-    ``"dag"``: the shipped hierarchy (CUB taxonomy; WordNet subnets of Mini-/Small-ImageNet as
-    shipped in ``data/hierarchies/*.json``, which are DAGs). ``"tree"`` (Mini-/Small-ImageNet
-    only): WordNet's tree over the same classes, built at run time, which needs WordNet.
+    ``"dag"``: the shipped hierarchy. ``"tree"`` (WordNet datasets only): WordNet's tree over the
+    same classes, built at run time, which needs WordNet (``WordNetUnavailable`` names the ways to
+    get it).
     """
-    from .hierarchy import Hierarchy, load_hierarchy
-
     hierarchy = load_hierarchy(config.dataset)
-    if config.hierarchy_mode == "tree" and config.dataset != "cub":
-        from .wordnet import WordNetUnavailable
-
-        try:
-            hierarchy = Hierarchy.from_wordnet(list(hierarchy.classes), mode="tree")
-        except WordNetUnavailable as error:
-            raise ValueError(f"hierarchy_mode='tree' for {config.dataset} builds WordNet's tree at "
-                             f"run time and WordNet is not available ({error}); use "
-                             f"hierarchy_mode='dag' (the shipped hierarchy) or install WordNet") from error
+    if config.hierarchy_mode == "tree" and not hierarchy.is_tree:
+        hierarchy = Hierarchy.from_wordnet(list(hierarchy.classes), mode="tree")
     return hierarchy
 
 
-def build_criterion(config: Config, edge_distances) -> nn.Module:
-    """The config's loss; for KESL with g = soft_label_matrix(e_ij, λ, T)."""
-    from .losses import build_loss
+def with_data_fingerprint(config: Config, data_root=None) -> Config:
+    """``config`` with ``data_fingerprint`` filled in from the real dataset under ``data_root``.
 
-    kwargs = {}
-    if config.loss == "kesl":
-        from .soft_labels import soft_label_matrix
-
-        kwargs = dict(soft_labels=soft_label_matrix(edge_distances, config.lam, config.T),
-                      alpha=config.alpha, beta=config.beta, kl=config.kl)
-    elif config.loss == "label_smoothing":
-        kwargs = dict(epsilon=config.epsilon)
-    return build_loss(config.loss, **kwargs)
+    Synthetic configs are returned unchanged (the config determines their images). The
+    fingerprint covers each split's file list, file sizes and labels, not the folder, so moving a
+    dataset keeps its cached runs and changing a file starts new ones.
+    """
+    if config.source != "real":
+        return config
+    fingerprint = data_fingerprint(config.dataset, hierarchy=load_run_hierarchy(config), data_root=data_root,
+                                   n_per_class=config.n_per_class, n_test_per_class=config.n_test_per_class)
+    if config.data_fingerprint not in (None, fingerprint):
+        raise ValueError(f"{config.run_id}: the dataset under {paths.display_path(paths.resolve_data_root(data_root))} "
+                         f"has fingerprint {fingerprint}, not the config's {config.data_fingerprint}: "
+                         "it is not the data this config names")
+    return config.replace(data_fingerprint=fingerprint)
 
 
 def build_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:
@@ -153,7 +166,8 @@ def build_scheduler(config: Config, optimizer, iters_per_epoch: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, iters_per_epoch))
 
 
-def _set_epoch_order(loader, seed: int, epoch: int) -> None:
+def set_epoch_order(loader, seed: int, epoch: int) -> None:
+    """Fix epoch ``epoch``'s data order and augmentation: re-seed the loader's generator."""
     generator = getattr(loader, "generator", None)
     if generator is None:
         generator = getattr(getattr(loader, "sampler", None), "generator", None)
@@ -181,10 +195,7 @@ def _report_skipped(dataset, before: Optional[int]) -> Optional[int]:
 
 
 def _progress(total: int, desc: str, quiet: bool):
-    from .progress import tqdm
-
-    return tqdm(total=total, desc=desc, disable=quiet, leave=False, unit="batch",
-                dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, disable=quiet, leave=False, unit="batch", dynamic_ncols=True)
 
 
 # -- one epoch --------------------------------------------------------------------------------
@@ -195,6 +206,7 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
                     quiet: bool = False) -> dict:
     """One pass over ``loader`` (at most ``max_batches`` batches); steps ``scheduler`` per batch.
 
+    ``amp_dtype``: autocast dtype (:func:`autocast_dtype`), ``None`` for full precision.
     Returns ``train_loss`` (mean over images), ``train_top1`` (percent, on the augmented
     training batches in train mode), ``images``, ``time_s`` and ``images_per_s``.
     """
@@ -251,19 +263,14 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, distances, device, amp: bool = False, *,
-             channels_last: bool = False, desc: str = "test", quiet: bool = True):
-    """Metrics of ``model`` on ``loader``.
+def evaluate(model: nn.Module, loader, device, *, amp_dtype: Optional[torch.dtype] = None,
+             channels_last: bool = False, desc: str = "test", quiet: bool = True
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The outputs of ``model`` on ``loader``: float32 logits (N, n) and int64 targets (N,), on the CPU.
 
-    ``distances``: (n, n) class distances d_ij (:func:`kesl_utils.metrics.class_distance_matrix`).
-    Returns ``(metrics, logits, targets)``: the dict of
-    :func:`kesl_utils.metrics.summarize` (top1, top5, mistake_severity, hdist@1, hdist@5, ece),
-    float32 logits (N, n) and int64 targets (N,) on the CPU.
+    ``amp_dtype`` as in :func:`train_one_epoch`. Metrics: :func:`kesl_utils.metrics.summarize`.
     """
-    from .metrics import summarize
-
     device = torch.device(device)
-    amp_dtype = autocast_dtype(device, amp)
     model.eval()
     non_blocking = device.type == "cuda"
     memory_format = torch.channels_last if channels_last else torch.preserve_format
@@ -280,19 +287,40 @@ def evaluate(model: nn.Module, loader, distances, device, amp: bool = False, *,
     bar.close()
     if not all_logits:
         raise ValueError("the test loader yielded no batch (empty test set?)")
-    logits = torch.cat(all_logits).cpu()
-    targets = torch.cat(all_targets).long().cpu()
-    return summarize(logits, targets, distances), logits, targets
+    return torch.cat(all_logits).cpu(), torch.cat(all_targets).long().cpu()
 
 
-# -- checkpoints ------------------------------------------------------------------------------
-def checkpoint_dir(run_id: str) -> Path:
-    return paths.checkpoints_dir() / run_id
+# -- checkpoints and artifacts ----------------------------------------------------------------
+def checkpoint_dir(config: Config) -> Path:
+    return paths.checkpoints_dir(config.profile) / config.run_id
 
 
-def checkpoint_path(run_id: str) -> Path:
+def checkpoint_path(config: Config) -> Path:
     """``<results>/checkpoints/<run_id>/last.pt``."""
-    return checkpoint_dir(run_id) / "last.pt"
+    return checkpoint_dir(config) / "last.pt"
+
+
+def artifact_dir(config: Config) -> Path:
+    """``<results>/artifacts/<run_id>/`` (git-ignored): weights and test outputs kept beside the record."""
+    return paths.artifacts_dir(config.profile) / config.run_id
+
+
+def weights_path(config: Config) -> Path:
+    """Final model weights of ``config``'s run, kept when other runs start from them."""
+    return artifact_dir(config) / "weights.pt"
+
+
+def outputs_path(config: Config) -> Path:
+    """Test-set logits and targets of ``config``'s run (``numpy.savez_compressed``)."""
+    return artifact_dir(config) / "test_outputs.npz"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _rng_states(loader) -> dict:
@@ -326,77 +354,89 @@ def _as_tuple(value):
 
 
 def _load_checkpoint(config: Config) -> Optional[dict]:
-    path = checkpoint_path(config.run_id)
+    path = checkpoint_path(config)
     if not path.is_file():
         return None
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - an unreadable checkpoint means "start again"
-        warnings.warn(f"ignoring unreadable checkpoint {path} ({type(error).__name__}: {error}); "
-                      "training from scratch", stacklevel=3)
+        warnings.warn(f"ignoring unreadable checkpoint {paths.display_path(path)} "
+                      f"({type(error).__name__}: {error}); training from scratch", stacklevel=3)
         return None
     if checkpoint.get("format") != CHECKPOINT_FORMAT or checkpoint.get("config") != config.to_dict():
-        warnings.warn(f"ignoring checkpoint {path}: written for another config or format", stacklevel=3)
+        warnings.warn(f"ignoring checkpoint {paths.display_path(path)}: written for another config or format",
+                      stacklevel=3)
         return None
     return checkpoint
 
 
-# -- a whole run --------------------------------------------------------------------------------
-class _SimulatedCrash(KeyboardInterrupt):
-    """Raised by the ``_stop_after_epoch`` test hook, as a Ctrl-C would be."""
+def check_results_writable(config: Config) -> None:
+    """Fail in milliseconds, naming the folder, when the run could not save its record or checkpoints."""
+    runs = paths.results_dir(config.profile) / "runs"
+    for folder in (runs, paths.results_dir(config.profile) / "checkpoints",
+                   paths.results_dir(config.profile) / "artifacts"):
+        paths.check_writable(folder)
+    target = record_path(config.run_id, config.profile)
+    if target.exists() and not target.is_file():
+        raise PermissionError(f"cannot write the run record: {paths.display_path(target)} exists and is "
+                              "not a file; remove it")
 
 
-def run(config: Config, *, data_root=None, device=None, force: bool = False, quiet: bool = False,
-        keep_checkpoints: bool = False, skip_bad_images: bool = False,
-        _stop_after_epoch: Optional[int] = None) -> RunRecord:
-    """Train and evaluate ``config``; write and return its :class:`RunRecord`.
+# -- the four steps of a run ---------------------------------------------------------------
+@dataclass
+class Session:
+    """Everything :func:`setup` builds for one run."""
 
-    A finished record of ``config.run_id`` is returned as is, without training, unless
-    ``force`` (which also discards any checkpoint and trains from scratch). Otherwise training
-    resumes from ``<results>/checkpoints/<run_id>/last.pt`` if present. The checkpoint folder
-    is removed once the record is written, unless ``keep_checkpoints``.
+    config: Config
+    device: torch.device
+    hierarchy: Hierarchy
+    distances: torch.Tensor
+    criterion: nn.Module
+    train_set: object
+    test_set: object
+    train_loader: object
+    test_loader: object
+    model: nn.Module
+    forward_model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    scaler: torch.amp.GradScaler
+    iters_per_epoch: int
+    amp_dtype: Optional[torch.dtype]
+    channels_last: bool
+    artifacts: dict = field(default_factory=dict)
 
-    data_root: where the real datasets lie (``None``: ``data/raw``); unused for synthetic data.
-    device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, … (``None``: CUDA if available).
-    quiet: no progress bars or per-epoch lines.
-    skip_bad_images: real data: skip images that fail to decode instead of raising; the
-        dataset warns once per epoch naming the files, and the history counts them
-        (``skipped_images``, ``test_skipped_images``).
-    """
-    if not isinstance(config, Config):
-        raise TypeError(f"run() needs a kesl_utils.config.Config, got {type(config).__name__}")
-    if not force:
-        cached = load_record(config.run_id)
-        if cached is not None:
-            return cached
-    else:
-        shutil.rmtree(checkpoint_dir(config.run_id), ignore_errors=True)
 
-    from .progress import tqdm
+@dataclass
+class Progress:
+    """Where a run stands: its history, last metrics and test outputs, the next epoch, time so far."""
 
-    from .data import build_dataset, build_loader
-    from .metrics import class_distance_matrix
+    history: list = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    next_epoch: int = 1
+    elapsed_before: float = 0.0
+    outputs: Optional[tuple] = None
 
-    segment_start = time.perf_counter()
+
+def setup(config: Config, *, data_root=None, device=None, quiet: bool = True) -> Session:
+    """Build the hierarchy, loss, data, model, optimiser and schedule of ``config``."""
     device = resolve_device(device)
     amp_dtype = autocast_dtype(device, config.amp)
     channels_last = config.channels_last and device.type == "cuda"
     seed_everything(config.seed)
 
     hierarchy = load_run_hierarchy(config)
-    edge_distances = hierarchy.edge_distances()
-    distances = class_distance_matrix(edge_distances)
-    criterion = build_criterion(config, edge_distances).to(device)
+    distances = class_distance_matrix(hierarchy.edge_distances())
+    criterion = build_loss(config.loss, hierarchy, **config.loss_params).to(device)
 
     data_kwargs = dict(source=config.source, hierarchy=hierarchy, data_root=data_root,
-                       image_size=config.image_size, seed=config.seed,
-                       alignment=config.alignment, skip_bad_images=skip_bad_images)
-    train_set = build_dataset(config.dataset, "train", n_per_class=config.n_per_class, **data_kwargs)
+                       image_size=config.image_size, seed=config.seed, alignment=config.alignment,
+                       skip_bad_images=config.skip_bad_images)
+    train_set = build_dataset(config.dataset, "train", n_per_class=config.n_per_class,
+                              label_noise=config.label_noise, **data_kwargs)
     test_set = build_dataset(config.dataset, "test", n_per_class=config.n_test_per_class, **data_kwargs)
-    train_loader = build_loader(train_set, config.batch_size, train=True, device=device,
-                                seed=config.seed)
-    test_loader = build_loader(test_set, config.batch_size, train=False, device=device,
-                               seed=config.seed)
+    train_loader = build_loader(train_set, config.batch_size, train=True, device=device, seed=config.seed)
+    test_loader = build_loader(test_set, config.batch_size, train=False, device=device, seed=config.seed)
     iters_per_epoch = len(train_loader)
     if config.max_batches_per_epoch is not None:
         iters_per_epoch = min(iters_per_epoch, config.max_batches_per_epoch)
@@ -404,40 +444,53 @@ def run(config: Config, *, data_root=None, device=None, force: bool = False, qui
         raise ValueError(f"{config.run_id}: the training set yields no batch "
                          f"({len(train_set)} images, batch_size {config.batch_size})")
 
+    artifacts = {}
     # Model initialisation depends on the seed only, not on what data construction consumed.
     torch.manual_seed(config.seed)
     model = build_model(config.backbone, len(hierarchy.classes), pretrained=config.pretrained)
+    if config.pretrain is not None:
+        source = pretrained_weights(config.pretrain, data_root=data_root, device=device, quiet=quiet)
+        load_backbone(model, source)
+        artifacts["pretrain_weights"] = {"run_id": config.pretrain.run_id, "sha256": _sha256(source)}
     model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = build_optimizer(config, model)
     scheduler = build_scheduler(config, optimizer, iters_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     forward_model = torch.compile(model) if config.compile else model
+    return Session(config, device, hierarchy, distances, criterion, train_set, test_set, train_loader,
+                   test_loader, model, forward_model, optimizer, scheduler, scaler, iters_per_epoch,
+                   amp_dtype, channels_last, artifacts)
 
-    history: list[dict] = []
-    metrics: dict = {}
-    start_epoch, elapsed_before = 1, 0.0
-    checkpoint = None if force else _load_checkpoint(config)
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        scaler.load_state_dict(checkpoint["scaler"])
-        history = list(checkpoint["history"])
-        metrics = dict(checkpoint["metrics"])
-        start_epoch = int(checkpoint["epoch"]) + 1
-        elapsed_before = float(checkpoint["elapsed_s"])
-        _restore_rng_states(checkpoint["rng"], train_loader)
-        if not quiet:
-            tqdm.write(f"{config.run_id}: resuming after epoch {checkpoint['epoch']}/{config.epochs}")
-        del checkpoint
 
-    for epoch in range(start_epoch, config.epochs + 1):
-        _set_epoch_order(train_loader, config.seed, epoch)
-        skipped_before = _skipped_count(train_set)
-        lr = optimizer.param_groups[1]["lr"]
-        stats = train_one_epoch(forward_model, criterion, optimizer, train_loader, device,
-                                scheduler=scheduler, scaler=scaler, amp_dtype=amp_dtype,
-                                channels_last=channels_last, max_batches=iters_per_epoch,
+def resume(session: Session, *, quiet: bool = True) -> Progress:
+    """The progress saved by an interrupted run of ``session.config`` (a fresh start if none)."""
+    checkpoint = _load_checkpoint(session.config)
+    if checkpoint is None:
+        return Progress()
+    session.model.load_state_dict(checkpoint["model"])
+    session.optimizer.load_state_dict(checkpoint["optimizer"])
+    session.scheduler.load_state_dict(checkpoint["scheduler"])
+    session.scaler.load_state_dict(checkpoint["scaler"])
+    _restore_rng_states(checkpoint["rng"], session.train_loader)
+    if not quiet:
+        tqdm.write(f"{session.config.run_id}: resuming after epoch {checkpoint['epoch']}/{session.config.epochs}")
+    return Progress(history=list(checkpoint["history"]), metrics=dict(checkpoint["metrics"]),
+                    next_epoch=int(checkpoint["epoch"]) + 1, elapsed_before=float(checkpoint["elapsed_s"]))
+
+
+def fit(session: Session, progress: Progress, *, quiet: bool = True, keep_checkpoints: bool = False,
+        on_epoch_end: Optional[EpochCallback] = None) -> Progress:
+    """Train the remaining epochs of ``session``; checkpoint each, evaluate every ``eval_every``."""
+    config = session.config
+    start = time.perf_counter()
+    for epoch in range(progress.next_epoch, config.epochs + 1):
+        set_epoch_order(session.train_loader, config.seed, epoch)
+        skipped_before = _skipped_count(session.train_set)
+        lr = session.optimizer.param_groups[1]["lr"]
+        stats = train_one_epoch(session.forward_model, session.criterion, session.optimizer, session.train_loader,
+                                session.device, scheduler=session.scheduler, scaler=session.scaler,
+                                amp_dtype=session.amp_dtype, channels_last=session.channels_last,
+                                max_batches=session.iters_per_epoch,
                                 desc=f"{config.run_id} {epoch}/{config.epochs}", quiet=quiet)
         if not math.isfinite(stats["train_loss"]):
             raise FloatingPointError(f"{config.run_id}: training loss is {stats['train_loss']} "
@@ -445,44 +498,140 @@ def run(config: Config, *, data_root=None, device=None, force: bool = False, qui
         entry = {"epoch": epoch, "lr": lr, "train_loss": stats["train_loss"],
                  "train_top1": stats["train_top1"], "images_per_s": stats["images_per_s"],
                  "train_images": stats["images"], "epoch_time_s": stats["time_s"]}
-        skipped = _report_skipped(train_set, skipped_before)
+        skipped = _report_skipped(session.train_set, skipped_before)
         if skipped is not None:
             entry["skipped_images"] = skipped
         if epoch % config.eval_every == 0 or epoch == config.epochs:
-            test_skipped_before = _skipped_count(test_set)
-            metrics, _, _ = evaluate(forward_model, test_loader, distances, device, config.amp,
-                                     channels_last=channels_last, quiet=quiet)
-            entry.update({f"test_{key}": value for key, value in metrics.items()})
-            test_skipped = _report_skipped(test_set, test_skipped_before)
+            test_skipped_before = _skipped_count(session.test_set)
+            logits, targets = evaluate(session.forward_model, session.test_loader, session.device,
+                                       amp_dtype=session.amp_dtype, channels_last=session.channels_last,
+                                       quiet=quiet)
+            progress.metrics = summarize(logits, targets, session.distances)
+            progress.outputs = (logits, targets)
+            entry.update({f"test_{key}": value for key, value in progress.metrics.items()})
+            test_skipped = _report_skipped(session.test_set, test_skipped_before)
             if test_skipped is not None:
                 entry["test_skipped_images"] = test_skipped
-        history.append(entry)
+        progress.history.append(entry)
+        progress.next_epoch = epoch + 1
         if not quiet:
-            tested = f", test top-1 {metrics['top1']:.1f}%" if "test_top1" in entry else ""
+            tested = f", test top-1 {progress.metrics['top1']:.1f}%" if "test_top1" in entry else ""
             tqdm.write(f"{config.run_id} epoch {epoch}/{config.epochs}: loss {entry['train_loss']:.3f}, "
-                       f"train top-1 {entry['train_top1']:.1f}%{tested}, "
-                       f"{entry['images_per_s']:.0f} img/s")
-        elapsed = elapsed_before + time.perf_counter() - segment_start
-        if epoch == config.epochs and not keep_checkpoints:
-            break  # the record, written next, supersedes a final checkpoint (~0.5 s for ResNet-18)
-        paths.atomic_torch_save({
-            "format": CHECKPOINT_FORMAT, "run_id": config.run_id, "config": config.to_dict(),
-            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-            "history": history, "metrics": metrics, "elapsed_s": elapsed,
-            "rng": _rng_states(train_loader),
-        }, checkpoint_path(config.run_id))
-        if _stop_after_epoch is not None and epoch >= _stop_after_epoch:
-            raise _SimulatedCrash(f"simulated crash after epoch {epoch}")
+                       f"train top-1 {entry['train_top1']:.1f}%{tested}, {entry['images_per_s']:.0f} img/s")
+        if epoch < config.epochs or keep_checkpoints:
+            # After the last epoch the record, written next, supersedes a checkpoint (~0.5 s for ResNet-18).
+            paths.atomic_torch_save({
+                "format": CHECKPOINT_FORMAT, "run_id": config.run_id, "config": config.to_dict(),
+                "epoch": epoch, "model": session.model.state_dict(),
+                "optimizer": session.optimizer.state_dict(), "scheduler": session.scheduler.state_dict(),
+                "scaler": session.scaler.state_dict(), "history": progress.history,
+                "metrics": progress.metrics,
+                "elapsed_s": progress.elapsed_before + time.perf_counter() - start,
+                "rng": _rng_states(session.train_loader),
+            }, checkpoint_path(config))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, entry)
+    progress.elapsed_before += time.perf_counter() - start
+    return progress
 
+
+def finish(session: Session, progress: Progress, *, save_weights: bool = False, write_record: bool = True,
+           keep_checkpoints: bool = False, setup_s: float = 0.0) -> RunRecord:
+    """The run record of a fitted session, with its artifacts (test outputs; weights if asked)."""
+    config = session.config
+    artifacts = dict(session.artifacts)
+    folder = paths.results_dir(config.profile)
+    if progress.outputs is not None:
+        logits, targets = progress.outputs
+        buffer_path = outputs_path(config)
+        buffer_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(buffer_path.with_suffix(".tmp.npz"), "wb") as handle:
+            np.savez_compressed(handle, logits=logits.numpy(), targets=targets.numpy())
+        buffer_path.with_suffix(".tmp.npz").replace(buffer_path)
+        artifacts["test_outputs"] = {"path": buffer_path.relative_to(folder).as_posix(),
+                                     "sha256": _sha256(buffer_path)}
+    if save_weights:
+        target = weights_path(config)
+        paths.atomic_torch_save(session.model.state_dict(), target)
+        artifacts["weights"] = {"path": target.relative_to(folder).as_posix(), "sha256": _sha256(target)}
+    history = progress.history
     train_time = sum(h["epoch_time_s"] for h in history)
     record = RunRecord(
-        run_id=config.run_id, config=config.to_dict(), metrics=metrics, history=history,
-        wall_time_s=elapsed_before + time.perf_counter() - segment_start,
+        run_id=config.run_id, config=config.to_dict(), metrics=progress.metrics, history=history,
+        wall_time_s=progress.elapsed_before + setup_s,
         images_per_s=sum(h["train_images"] for h in history) / train_time if train_time else 0.0,
-        device=describe_device(device), versions=library_versions(), git_commit=git_commit(),
-        finished_at=utc_now(), status="finished", error=None)
-    save_record(record)
+        device=describe_device(session.device), versions=library_versions(), git_commit=git_commit(),
+        finished_at=utc_now(), status="finished", error=None, world_size=1, artifacts=artifacts)
+    if write_record:
+        save_record(record)
     if not keep_checkpoints:
-        shutil.rmtree(checkpoint_dir(config.run_id), ignore_errors=True)
+        shutil.rmtree(checkpoint_dir(config), ignore_errors=True)
     return record
+
+
+def run(config: Config, *, data_root=None, device=None, force: bool = False, quiet: bool = False,
+        keep_checkpoints: bool = False, save_weights: bool = False,
+        on_epoch_end: Optional[EpochCallback] = None) -> RunRecord:
+    """Train and evaluate ``config``; write and return its :class:`RunRecord`.
+
+    A finished record of ``config`` is returned as is, without training, unless ``force`` (which
+    also discards any checkpoint and trains from scratch). Otherwise training resumes from
+    ``<results>/checkpoints/<run_id>/last.pt`` if present. The checkpoint folder is removed once
+    the record is written, unless ``keep_checkpoints``.
+
+    data_root: where the real datasets lie (``None``: ``data/raw``); unused for synthetic data.
+        A real-data config gets its ``data_fingerprint`` here (:func:`with_data_fingerprint`), so
+        the returned record's run id is that of the resolved config.
+    device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, … (``None``: CUDA if available).
+    quiet: no progress bars or per-epoch lines.
+    save_weights: keep the final weights (``<results>/artifacts/<run_id>/weights.pt``).
+    on_epoch_end: called as ``on_epoch_end(epoch, history_entry)`` after each epoch's checkpoint.
+    """
+    if not isinstance(config, Config):
+        raise TypeError(f"run() needs a kesl_utils.config.Config, got {type(config).__name__}")
+    config = with_data_fingerprint(config, data_root)
+    check_results_writable(config)
+    if not force:
+        cached = load_record(config)
+        if cached is not None and (not save_weights or weights_path(config).is_file()):
+            return cached
+    else:
+        shutil.rmtree(checkpoint_dir(config), ignore_errors=True)
+    start = time.perf_counter()
+    session = setup(config, data_root=data_root, device=device, quiet=quiet)
+    progress = Progress() if force else resume(session, quiet=quiet)
+    setup_s = time.perf_counter() - start
+    progress = fit(session, progress, quiet=quiet, keep_checkpoints=keep_checkpoints, on_epoch_end=on_epoch_end)
+    # Weights re-created for a run that already has a record keep that record: it describes the
+    # run as first trained (the fine-tuning records name the sha256 of the weights they used).
+    kept = None if force else load_record(config)
+    record = finish(session, progress, save_weights=save_weights, write_record=kept is None,
+                    keep_checkpoints=keep_checkpoints, setup_s=setup_s)
+    return kept if kept is not None else record
+
+
+def pretrained_weights(pretrain: Config, *, data_root=None, device=None, quiet: bool = True) -> Path:
+    """The final weights of run ``pretrain``, training it (or re-creating its weights) if missing.
+
+    A fresh clone holds the committed record of a pretraining run but not its weights (a git-ignored
+    artifact): they are trained again here, and the record is kept.
+    """
+    target = weights_path(pretrain)
+    if not target.is_file():
+        if not quiet:
+            tqdm.write(f"pretraining {pretrain.run_id} (weights {paths.display_path(target)} missing)")
+        run(pretrain, data_root=data_root, device=device, quiet=quiet, save_weights=True)
+    return target
+
+
+def load_backbone(model: nn.Module, weights: Path) -> None:
+    """Load every parameter of ``weights`` into ``model`` except the classifier, which stays new."""
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    head = classifier_module(model)
+    prefix = next(name for name, module in model.named_modules() if module is head) + "."
+    missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if not k.startswith(prefix)},
+                                                strict=False)
+    missing = [k for k in missing if not k.startswith(prefix)]
+    if missing or unexpected:
+        raise ValueError(f"pretrained weights {paths.display_path(weights)} do not fit this backbone "
+                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")

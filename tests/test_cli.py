@@ -1,34 +1,45 @@
-"""``python -m kesl_utils``: help, flags for every Config field, a smoke train run, a table."""
+"""``python -m kesl_utils``: help, flags for every Config field and loss parameter, the non-quiet
+train path, and the ``table`` command printing and writing the paper table."""
 import dataclasses
 import subprocess
 import sys
 
 import pytest
 
-from kesl_utils import experiments, paths, records
+from kesl_utils import experiments, losses, paths, records, train
 from kesl_utils.__main__ import build_parser, config_from_args, main
 from kesl_utils.config import Config
+from kesl_utils.hierarchy import Hierarchy
+from kesl_utils.table_specs import OURS, table_configs
+
+TINY = Hierarchy.from_edges([("r", "a"), ("r", "b"), ("a", "a1"), ("a", "a2"), ("a", "a3"),
+                             ("b", "b1"), ("b", "b2"), ("b", "b3")], ["a1", "a2", "a3", "b1", "b2", "b3"])
 
 
 @pytest.fixture(autouse=True)
 def results_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path / "results"
 
 
 def test_module_help_runs():
     out = subprocess.run([sys.executable, "-m", "kesl_utils", "--help"], cwd=paths.PROJECT_ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "train" in out.stdout and "table" in out.stdout
+    assert "train" in out.stdout and "table" in out.stdout and "hierarchy" in out.stdout
 
 
-def test_train_help_documents_every_field(capsys):
+def test_train_help_documents_every_field_and_loss_parameter(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     for field in dataclasses.fields(Config):
-        assert "--" + field.name.replace("_", "-") in text, field.name
+        if field.name not in ("pretrain", "data_fingerprint", "loss_params"):
+            assert "--" + field.name.replace("_", "-") in text, field.name
+    for spec in losses.LOSSES.values():
+        for param in spec.params:
+            assert "--" + param.name.replace("_", "-") in text, param.name
     for flag in ("--no-pretrained", "--data-root", "--device", "--force", "--quiet", "--keep-checkpoints"):
         assert flag in text
 
@@ -39,51 +50,80 @@ def test_flags_override_the_profile():
          "--lam", "0.5", "--T", "2", "--alpha", "1", "--beta", "1", "--epochs", "4", "--no-pretrained",
          "--n-per-class", "none", "--max-batches-per-epoch", "3"])
     expected = experiments.profile_config("paper", "cub", backbone="resnet18", loss="kesl", lam=0.5, T=2,
-                                          alpha=1, beta=1, epochs=4, pretrained=False,
-                                          max_batches_per_epoch=3)
+                                          alpha=1, beta=1, epochs=4, pretrained=False, max_batches_per_epoch=3)
     assert config_from_args(args) == expected
     args = build_parser().parse_args(["train", "--profile", "quick"])
     assert config_from_args(args) == experiments.profile_config("quick", "cub")
 
 
-def test_bad_value_is_a_usage_error(capsys):
+@pytest.mark.parametrize("argv,message", [
+    (["--loss", "kesl", "--lam", "0"], "lam (λ) must be a real number in the open interval (0, 1), got 0"),
+    (["--loss", "kesl", "--T", "inf"], "T must be a finite real number > 0, got inf"),
+    (["--loss", "kesl", "--alpha", "inf"], "alpha (α) must be a finite real number ≥ 0, got inf"),
+    (["--lam", "2", "--T", "-5"], "--lam is a parameter of 'kesl', not of the chosen loss 'ce' (the default"),
+    (["--loss", "label_smoothing", "--beta", "0.5"], "--beta is a parameter of 'kesl', not of the chosen loss "
+                                                     "'label_smoothing'"),
+    (["--loss", "kesl", "--epsilon", "0.2"], "--epsilon is a parameter of 'label_smoothing'"),
+])
+def test_bad_or_foreign_flags_are_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
-        main(["train", "--profile", "smoke", "--loss", "kesl", "--lam", "0"])
-    assert exit_.value.code == 2 and "lam" in capsys.readouterr().err
+        main(["train", "--profile", "smoke"] + argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_smoke_train_then_cached(capsys, monkeypatch):
-    from kesl_utils import train
-    from kesl_utils.hierarchy import Hierarchy
-
-    # A 6-class hierarchy instead of CUB's 200 classes keeps the test to a few seconds.
-    tiny = Hierarchy.from_edges([("r", "a"), ("r", "b"), ("a", "a1"), ("a", "a2"), ("a", "a3"),
-                                 ("b", "b1"), ("b", "b2"), ("b", "b3")], ["a1", "a2", "a3", "b1", "b2", "b3"])
-    monkeypatch.setattr(train, "load_run_hierarchy", lambda config: tiny)
-    argv = ["train", "--profile", "smoke", "--loss", "kesl", "--n-per-class", "6", "--batch-size", "8",
-            "--device", "cpu", "--quiet"]
+def test_train_without_quiet_then_cached(monkeypatch, capsys):
+    monkeypatch.setattr(train, "load_run_hierarchy", lambda config: TINY)
+    argv = ["train", "--profile", "smoke", "--dataset", "mini_imagenet", "--loss", "kesl", "--n-per-class", "6",
+            "--batch-size", "8", "--epochs", "2", "--device", "cpu"]
     assert main(argv) == 0
-    out = capsys.readouterr().out
-    config = experiments.profile_config("smoke", "cub", n_per_class=6, batch_size=8, **experiments.OURS)
-    assert f"run {config.run_id} (trained" in out and "top1" in out and "hdist@5" in out
-    assert records.load_record(config.run_id).status == "finished"
+    out = capsys.readouterr()
+    config = experiments.profile_config("smoke", "mini_imagenet", n_per_class=6, batch_size=8, epochs=2, **OURS)
+    assert f"run {config.run_id} (trained" in out.out and "hdist@5" in out.out
+    assert f"{config.run_id} epoch 2/2: loss" in out.out + out.err  # the per-epoch lines of a non-quiet run
+    assert records.load_record(config).status == "finished"
     assert main(argv) == 0
     assert f"run {config.run_id} (cached" in capsys.readouterr().out
 
 
-def test_table_command_runs_the_tables_configs(monkeypatch, capsys):
-    seen = []
-
+def _fake_run(seen):
     def fake_run(config, **kwargs):
         seen.append(config)
         record = records.RunRecord(run_id=config.run_id, config=config.to_dict(),
-                                   metrics={"top1": 1.0, "top5": 2.0, "mistake_severity": 1.0,
-                                            "hdist@1": 0.5, "hdist@5": 1.5, "ece": 0.1})
+                                   metrics={"top1": 10.0 + config.seed + (config.loss == "kesl"), "top5": 20.0,
+                                            "mistake_severity": 1.0, "hdist@1": 0.5, "hdist@5": 1.5, "ece": 0.1})
         records.save_record(record)
         return record
+    return fake_run
 
-    monkeypatch.setattr("kesl_utils.train.run", fake_run)
+
+def test_table_prints_the_paper_table_and_writes_its_files(monkeypatch, capsys, results_dir):
+    seen = []
+    monkeypatch.setattr("kesl_utils.train.run", _fake_run(seen))
     assert main(["table", "backbone_ablation", "--profile", "smoke", "--seeds", "0", "1", "--quiet"]) == 0
-    assert seen == experiments.table_configs("backbone_ablation", "smoke", seeds=(0, 1))
+    assert seen == table_configs("backbone_ablation", "smoke", seeds=(0, 1))
     out = capsys.readouterr().out
-    assert "0 cached, 12 run, 0 failed" in out and "mobilenet_v2" in out
+    assert "Profile `smoke`" not in out and "Profile smoke" in out  # the banner, without markdown
+    assert "MobileNetV2" in out and "paper" in out and "this run" in out and "difference" in out
+    assert "Ours − Baseline (ResNet-50)" in out and "95 % CI" in out
+    assert "raw dump" not in out and "run_id" not in out
+    for suffix in (".csv", ".md", ".tex", "_gains.csv"):
+        assert (results_dir / "tables" / f"backbone_ablation{suffix}").is_file()
+    assert "written: " in out
+
+
+def test_table_verbose_runs_the_non_quiet_path(monkeypatch, capsys):
+    monkeypatch.setattr(train, "load_run_hierarchy", lambda config: TINY)
+    monkeypatch.setattr("kesl_utils.tables.num_classes", lambda dataset: 6)
+    quick = experiments.PROFILES["smoke"]
+    monkeypatch.setitem(experiments.PROFILES, "smoke", experiments.Profile(
+        **{**quick.__dict__, "base": dict(quick.base, n_per_class=6, batch_size=8)}))
+    monkeypatch.setattr("kesl_utils.tables.nearest_class_mean_top1", lambda config: 20.0)
+    assert main(["table", "general_recognition", "--profile", "smoke", "--verbose", "--device", "cpu"]) == 0
+    out = capsys.readouterr()
+    assert "epoch 1/1: loss" in out.out + out.err and "Ours − Baseline (Mini-ImageNet)" in out.out
+
+
+def test_hierarchy_regenerate_rejects_a_taxonomy(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["hierarchy", "regenerate", "--check", "cub"])
+    assert exit_.value.code == 2 and "cub" in capsys.readouterr().err

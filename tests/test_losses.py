@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kesl_utils.losses import KESLLoss, build_loss
+from kesl_utils.losses import LOSSES, KESLLoss, build_loss
 from kesl_utils.soft_labels import soft_label_matrix
 
 E4 = np.array([[0, 2, 4, 4],
@@ -160,10 +160,10 @@ def test_repr_names_settings():
 @pytest.mark.parametrize("kwargs,message", [
     (dict(alpha=-1.0), r"alpha \(α\) must be a finite real number ≥ 0"),
     (dict(beta=-0.1), r"beta \(β\) must be a finite real number ≥ 0"),
-    (dict(beta=float("nan")), r"beta \(β\) must be a finite real number ≥ 0"),
-    (dict(alpha="1"), r"alpha \(α\) must be a real number ≥ 0"),
+    (dict(beta=float("nan")), r"beta \(β\) must be a finite real number ≥ 0, got nan"),
+    (dict(alpha="1"), r"alpha \(α\) must be a finite real number ≥ 0, got '1'"),
     (dict(alpha=0.0, beta=0.0), r"alpha \(α\) and beta \(β\) must not both be zero"),
-    (dict(kl="sideways"), r"kl must be one of 'reverse', 'forward', got 'sideways'"),
+    (dict(kl="sideways"), r"kl='sideways' is not allowed; expected one of 'reverse', 'forward'"),
 ])
 def test_rejects_invalid_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -197,25 +197,45 @@ def test_rejects_invalid_inputs(batch):
         loss(logits, targets.float())
 
 
-def test_build_loss_names():
+def four_leaf_hierarchy():
+    """The hand-drawn tree of E4: root → {a, b}, a → {a1, a2}, b → {b1, b2}."""
+    from kesl_utils.hierarchy import Hierarchy
+
+    return Hierarchy.from_edges([("r", "a"), ("r", "b"), ("a", "a1"), ("a", "a2"), ("b", "b1"), ("b", "b2")],
+                                ["a1", "a2", "b1", "b2"])
+
+
+def test_build_loss_from_the_registry():
     logits, targets = torch.randn(5, 4), torch.tensor([0, 1, 2, 3, 0])
+    h = four_leaf_hierarchy()
+    assert np.array_equal(h.edge_distances(), E4)
     ce = build_loss("ce")
     assert type(ce) is nn.CrossEntropyLoss
     torch.testing.assert_close(ce(logits, targets), F.cross_entropy(logits, targets))
     smoothing = build_loss("label_smoothing", epsilon=0.2)
     assert type(smoothing) is nn.CrossEntropyLoss and smoothing.label_smoothing == 0.2
     torch.testing.assert_close(smoothing(logits, targets), F.cross_entropy(logits, targets, label_smoothing=0.2))
-    kesl = build_loss("kesl", soft_labels=G4, alpha=0.5, beta=2.0, kl="forward")
+    kesl = build_loss("kesl", h, alpha=0.5, beta=2.0, kl="forward")
     assert isinstance(kesl, KESLLoss) and (kesl.alpha, kesl.beta, kesl.kl) == (0.5, 2.0, "forward")
-    torch.testing.assert_close(kesl.soft_labels, G4)
+    torch.testing.assert_close(kesl.soft_labels, G4)  # λ 0.5, T 2: the registry's defaults
+    assert LOSSES["kesl"].defaults == {"lam": 0.5, "T": 2.0, "alpha": 1.0, "beta": 0.1, "kl": "reverse",
+                                       "distance": "edges"}
 
 
 def test_build_loss_rejects_bad_arguments():
-    with pytest.raises(ValueError, match=r"unknown loss name 'focal'; allowed: 'ce', 'label_smoothing', 'kesl'"):
+    h = four_leaf_hierarchy()
+    with pytest.raises(ValueError, match=r"unknown loss 'focal'; registered losses: 'ce', 'label_smoothing', 'kesl'"):
         build_loss("focal")
-    with pytest.raises(ValueError, match=r"soft_labels is required for the 'kesl' loss"):
+    with pytest.raises(ValueError, match=r"loss 'kesl' needs the class hierarchy"):
         build_loss("kesl")
-    with pytest.raises(ValueError, match=r"epsilon \(label smoothing ε\) must be a real number in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"epsilon \(ε\) must be a real number in \[0, 1\)"):
         build_loss("label_smoothing", epsilon=1.5)
-    with pytest.raises(ValueError, match=r"kl must be one of"):
-        build_loss("kesl", soft_labels=G4, kl="both")
+    with pytest.raises(ValueError, match=r"kl=.both. is not allowed"):
+        build_loss("kesl", h, kl="both")
+    with pytest.raises(ValueError, match=r"'T' is a parameter of 'kesl'"):
+        build_loss("ce", T=2.0)
+
+
+def test_numpy_targets_are_a_type_error():
+    with pytest.raises(TypeError, match=r"targets must be a torch.Tensor, got ndarray"):
+        KESLLoss(G4)(torch.randn(2, 4), np.array([0, 1]))

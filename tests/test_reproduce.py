@@ -18,6 +18,7 @@ def test_publish_strips_papermills_injected_cell(tmp_path):
         cell.execution_count = count
     nb.cells[3].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=3)]
     nb.metadata["papermill"] = {"parameters": {"PROFILE": "smoke"}}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     nbformat.write(nb, executed / "03_x.ipynb")
     (published,) = reproduce.publish_notebooks(executed, target)
     out = nbformat.read(published, as_version=4)
@@ -25,7 +26,7 @@ def test_publish_strips_papermills_injected_cell(tmp_path):
     assert out.cells[2].outputs[0]["data"]["text/plain"] == "2"
     assert [out.cells[1].execution_count, out.cells[2].execution_count] == [1, 2]
     assert out.cells[2].outputs[0]["execution_count"] == 2
-    assert "papermill" not in out.metadata
+    assert "papermill" not in out.metadata and "widgets" not in out.metadata
 
 
 def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path, monkeypatch):
@@ -38,10 +39,12 @@ def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path, mo
         "profile": "quick", "date": "2026-01-01 00:00 UTC", "git_commit": "abc", "total_seconds": 600.0,
         "notebooks": [{"notebook": "03_cub_comparison.ipynb", "seconds": 600.0}]}))
     from kesl_utils.records import RunRecord, save_record
+    metrics = {"top1": 1.0, "top5": 1.0, "mistake_severity": 1.0, "hdist@1": 1.0, "hdist@5": 1.0, "ece": 0.1}
     for i, seconds in enumerate((1800.0, 1800.0)):
-        save_record(RunRecord(run_id=f"r{i}", config={"profile": "quick"}, wall_time_s=seconds, device="cpu"))
-    save_record(RunRecord(run_id="s", config={"profile": "smoke"}, wall_time_s=7.0, device="cpu"))
-    text = reproduce.write_results_readme().read_text()
+        save_record(RunRecord(run_id=f"r{i}", config={"profile": "quick"}, wall_time_s=seconds, device="cpu",
+                              metrics=metrics))
+    save_record(RunRecord(run_id="s", config={"profile": "smoke"}, wall_time_s=7.0, device="cpu", metrics=metrics))
+    text = reproduce.write_results_readme("quick").read_text()
     assert "training time in the 2 `quick` run records: 1.00 h (cpu)" in text
     assert "profile: `quick`" in text and "(cached runs are not retrained): 10.0 min" in text
     assert "Not a reproduction of the paper's numbers" in text

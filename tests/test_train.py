@@ -1,11 +1,16 @@
-"""The trainer: schedule values, evaluation, caching, checkpoints, and resume == no resume."""
+"""The trainer: schedule values, evaluation, caching, checkpoints, resume == no resume, pretraining,
+failing fast before compute is spent, and the non-quiet path that a user sees."""
 import math
+import os
+import time
 
 import pytest
 import torch
+from fakes import make_fake_cub_200
 
-from kesl_utils import records, train
+from kesl_utils import losses, paths, records, train
 from kesl_utils.config import Config
+from kesl_utils.data import DatasetLayoutError
 from kesl_utils.hierarchy import Hierarchy
 
 METRICS = ("top1", "top5", "mistake_severity", "hdist@1", "hdist@5", "ece")
@@ -21,21 +26,35 @@ def tiny_hierarchy():
 @pytest.fixture(autouse=True)
 def tiny_world(tmp_path, monkeypatch):
     monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setattr(train, "load_run_hierarchy", lambda config: tiny_hierarchy())
     torch.set_num_threads(1)  # tiny models: threads only add scheduling noise on a shared machine
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    monkeypatch.setattr(train, "load_run_hierarchy", lambda config: tiny_hierarchy())
 
 
 def tiny_config(**changes):
     fields = dict(dataset="cub", source="synthetic", image_size=16, n_per_class=4, n_test_per_class=2,
-                  backbone="resnet18", loss="kesl", lam=0.5, T=2.0, alpha=1.0, beta=0.1, lr=0.05,
-                  epochs=3, batch_size=8, max_batches_per_epoch=2, eval_every=2, warmup_epochs=1,
-                  profile="custom")
+                  backbone="resnet18", loss="kesl", lr=0.05, epochs=3, batch_size=8, max_batches_per_epoch=2,
+                  eval_every=2, warmup_epochs=1, profile="custom")
     fields.update(changes)
     return Config(**fields)
 
 
 def without_timing(history):
     return [{k: v for k, v in entry.items() if k not in TIMING} for entry in history]
+
+
+class Crash(KeyboardInterrupt):
+    """What Ctrl-C (or a killed process) looks like to the trainer."""
+
+
+def crash_after(epoch):
+    def callback(done, entry):
+        if done >= epoch:
+            raise Crash(f"simulated crash after epoch {done}")
+    return callback
 
 
 # -- pieces -----------------------------------------------------------------------------------
@@ -59,7 +78,7 @@ def test_param_groups_and_learning_rates():
     assert backbone["momentum"] == 0.9 and backbone["weight_decay"] == 1e-4
 
 
-def test_evaluate_returns_metrics_logits_targets():
+def test_evaluate_returns_logits_and_targets_in_order():
     class Fixed(torch.nn.Module):  # predicts class (first pixel value) with certainty
         def forward(self, x):
             return torch.nn.functional.one_hot(x[:, 0, 0, 0].long(), 6).float() * 10
@@ -68,28 +87,28 @@ def test_evaluate_returns_metrics_logits_targets():
     inputs[:, 0, 0, 0] = torch.tensor([0, 1, 2, 3, 4, 3.0])
     targets = torch.tensor([0, 1, 2, 3, 4, 5])
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(inputs, targets), batch_size=4)
-    distances = torch.as_tensor(tiny_hierarchy().edge_distances()) - 1
-    distances.fill_diagonal_(0)
-    metrics, logits, got = train.evaluate(Fixed(), loader, distances, torch.device("cpu"), amp=False)
-    assert set(metrics) == set(METRICS) and logits.shape == (6, 6) and torch.equal(got, targets)
-    assert metrics["top1"] == pytest.approx(100 * 5 / 6)
-    assert metrics["mistake_severity"] == 1.0  # the one mistake: b3 -> b1, siblings (e = 2, d = 1)
+    logits, got = train.evaluate(Fixed(), loader, torch.device("cpu"), amp_dtype=None)
+    assert logits.shape == (6, 6) and logits.dtype == torch.float32 and torch.equal(got, targets)
+    assert torch.equal(logits.argmax(1), torch.tensor([0, 1, 2, 3, 4, 3]))
 
 
 # -- whole runs ---------------------------------------------------------------------------------
-def test_run_writes_record_and_caches(monkeypatch):
+def test_run_writes_record_and_caches(tiny, monkeypatch):
     config = tiny_config()
     record = train.run(config, quiet=True, device="cpu")
-    assert record.status == "finished" and record.run_id == config.run_id
-    assert set(record.metrics) == set(METRICS)
+    assert record.status == "finished" and record.run_id == config.run_id and record.world_size == 1
+    assert set(METRICS) <= set(record.metrics)
     assert [h["epoch"] for h in record.history] == [1, 2, 3]
     assert ["test_top1" in h for h in record.history] == [False, True, True]
-    assert record.metrics == {k: record.history[-1][f"test_{k}"] for k in METRICS}
+    assert record.metrics == {k[5:]: v for k, v in record.history[-1].items() if k.startswith("test_")}
     assert record.history[0]["lr"] == pytest.approx(0.05 / 2)  # warm-up: first of 2 iterations
     assert record.history[0]["train_images"] == 16
     assert record.config == config.to_dict() and record.images_per_s > 0
-    assert records.load_record(config.run_id) == record
-    assert not train.checkpoint_dir(config.run_id).exists()
+    assert records.load_record(config) == record
+    assert not train.checkpoint_dir(config).exists()
+    outputs = paths.results_dir("custom") / record.artifacts["test_outputs"]["path"]
+    with __import__("numpy").load(outputs) as saved:
+        assert saved["logits"].shape == (12, 6) and saved["targets"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
 
     def must_not_train(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
@@ -100,24 +119,31 @@ def test_run_writes_record_and_caches(monkeypatch):
         train.run(config, quiet=True, force=True)
 
 
-def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch):
+def test_the_default_non_quiet_run_prints_progress(tiny, capsys):
+    record = train.run(tiny_config(epochs=2, eval_every=1))
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert f"{record.run_id} epoch 1/2: loss" in text and "test top-1" in text
+
+
+def test_resume_equals_uninterrupted_run(tiny, tmp_path, monkeypatch):
     # mobilenet_v2 has dropout: the restored torch RNG state matters, not only the data order.
     config = tiny_config(backbone="mobilenet_v2")
 
     monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "straight"))
     straight = train.run(config, quiet=True, device="cpu", keep_checkpoints=True)
-    straight_state = torch.load(train.checkpoint_path(config.run_id), weights_only=True)
+    straight_state = torch.load(train.checkpoint_path(config), weights_only=True)
 
     monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "resumed"))
-    with pytest.raises(KeyboardInterrupt):
-        train.run(config, quiet=True, device="cpu", _stop_after_epoch=1)
-    assert records.load_record(config.run_id) is None
-    assert torch.load(train.checkpoint_path(config.run_id), weights_only=True)["epoch"] == 1
+    with pytest.raises(Crash):
+        train.run(config, quiet=True, device="cpu", on_epoch_end=crash_after(1))
+    assert records.load_record(config) is None
+    assert torch.load(train.checkpoint_path(config), weights_only=True)["epoch"] == 1
     torch.manual_seed(12345)  # whatever happened in between must not matter
-    with pytest.raises(KeyboardInterrupt):
-        train.run(config, quiet=True, device="cpu", _stop_after_epoch=2)
+    with pytest.raises(Crash):
+        train.run(config, quiet=True, device="cpu", on_epoch_end=crash_after(2))
     resumed = train.run(config, quiet=True, device="cpu", keep_checkpoints=True)
-    resumed_state = torch.load(train.checkpoint_path(config.run_id), weights_only=True)
+    resumed_state = torch.load(train.checkpoint_path(config), weights_only=True)
 
     assert resumed.metrics == straight.metrics
     assert without_timing(resumed.history) == without_timing(straight.history)
@@ -128,11 +154,29 @@ def test_resume_equals_uninterrupted_run(tmp_path, monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(momentum, resumed_momentum))
 
 
-def test_checkpoint_of_another_config_is_ignored():
+def test_resume_is_exact_on_image_files_read_by_workers(tmp_path, monkeypatch):
+    """Random crops and flips drawn in two loader workers: a resumed run must draw the same ones."""
+    data_root = make_fake_cub_200(tmp_path / "data", images_per_class=2, test_per_class=1, size=(20, 20))
+    config = Config(dataset="cub", source="real", image_size=16, backbone="resnet18", loss="kesl", lr=0.05,
+                    epochs=3, batch_size=32, max_batches_per_epoch=3, eval_every=3, profile="custom")
+    monkeypatch.setattr("kesl_utils.data.loaders.default_num_workers", lambda dataset, device: 2)
+
+    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "straight"))
+    straight = train.run(config, data_root=data_root, quiet=True, device="cpu")
+    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "resumed"))
+    with pytest.raises(Crash):
+        train.run(config, data_root=data_root, quiet=True, device="cpu", on_epoch_end=crash_after(1))
+    resumed = train.run(config, data_root=data_root, quiet=True, device="cpu")
+    assert resumed.run_id == straight.run_id
+    assert resumed.metrics == straight.metrics
+    assert without_timing(resumed.history) == without_timing(straight.history)
+
+
+def test_checkpoint_of_another_config_is_ignored(tiny):
     config = tiny_config(epochs=2, eval_every=1)
-    with pytest.raises(KeyboardInterrupt):
-        train.run(config, quiet=True, device="cpu", _stop_after_epoch=1)
-    path = train.checkpoint_path(config.run_id)
+    with pytest.raises(Crash):
+        train.run(config, quiet=True, device="cpu", on_epoch_end=crash_after(1))
+    path = train.checkpoint_path(config)
     checkpoint = torch.load(path, weights_only=True)
     checkpoint["config"] = dict(checkpoint["config"], lr=0.5)
     torch.save(checkpoint, path)
@@ -149,51 +193,137 @@ def test_epoch_order_depends_on_seed_and_epoch_only():
     def order(seed, epoch):
         loader = build_loader(dataset, 24, train=True, device=torch.device("cpu"), num_workers=0, seed=seed)
         torch.rand(3)  # unrelated RNG use
-        train._set_epoch_order(loader, seed, epoch)
+        train.set_epoch_order(loader, seed, epoch)
         return next(iter(loader))[1].tolist()
 
     assert order(0, 2) == order(0, 2)
     assert order(0, 2) != order(0, 3) and order(0, 2) != order(1, 2)
 
 
-def test_skipped_images_are_reported_once_per_epoch(monkeypatch):
-    import kesl_utils.data as data
+# -- real data: identity and skipping ---------------------------------------------------------------
+def test_a_real_datasets_run_id_follows_its_files(tmp_path):
+    data_root = make_fake_cub_200(tmp_path / "a", images_per_class=1, test_per_class=1)
+    config = Config(dataset="cub", source="real", image_size=16, profile="custom")
+    resolved = train.with_data_fingerprint(config, data_root)
+    assert resolved.data_fingerprint and resolved.run_id != config.run_id
+    moved = tmp_path / "moved"
+    os.rename(data_root, moved)
+    assert train.with_data_fingerprint(config, moved).run_id == resolved.run_id
+    image = next((moved / "CUB_200_2011" / "images").rglob("*.jpg"))
+    image.write_bytes(image.read_bytes() + b"\0")
+    assert train.with_data_fingerprint(config, moved).run_id != resolved.run_id
+    with pytest.raises(DatasetLayoutError):
+        train.with_data_fingerprint(config, tmp_path / "nonexistent")
 
-    real_build = data.build_dataset
 
-    class Skipping(torch.utils.data.Dataset):  # stands in for an image dataset with one bad file
-        skip_bad_images = True
+def test_a_cached_record_is_not_returned_for_other_data(tmp_path, capsys):
+    from kesl_utils.__main__ import main
 
-        def __init__(self, inner):
-            # Shared memory, as in the real datasets: data-loader workers do the skipping.
-            self.inner, self.skips, self.reports = inner, torch.zeros(1).share_memory_(), 0
+    data_root = make_fake_cub_200(tmp_path / "a", images_per_class=1, test_per_class=1)
+    argv = ["train", "--profile", "smoke", "--source", "real", "--no-pretrained", "--device", "cpu", "--quiet"]
+    assert main(argv + ["--data-root", str(data_root)]) == 0
+    assert "(trained" in capsys.readouterr().out
+    with pytest.raises(DatasetLayoutError):
+        main(argv + ["--data-root", str(tmp_path / "nonexistent")])
 
-        @property
-        def n_skipped(self):
-            return int(self.skips.item())
 
-        def __len__(self):
-            return len(self.inner)
+def test_skipped_images_are_counted_once_per_epoch(tmp_path):
+    data_root = make_fake_cub_200(tmp_path / "data", images_per_class=1, test_per_class=1)
+    images = sorted((data_root / "CUB_200_2011" / "images").rglob("*.jpg"))
+    images[0].write_bytes(b"not a jpeg")  # class 001's training image
+    config = Config(dataset="cub", source="real", image_size=16, skip_bad_images=True, epochs=2, eval_every=1,
+                    batch_size=50, profile="custom")
+    record = train.run(config, data_root=data_root, quiet=True, device="cpu")
+    assert [h["skipped_images"] for h in record.history] == [1, 1]
+    assert [h["test_skipped_images"] for h in record.history] == [0, 0]
 
-        def __getitem__(self, index):
-            if index == 0:
-                self.skips += 1
-            return self.inner[index]
 
-        def report_skipped(self):
-            self.reports += 1
+# -- failing before compute is spent ----------------------------------------------------------------
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_results_fail_at_once(tiny, tmp_path, monkeypatch):
+    results = tmp_path / "ro"
+    (results / "runs").mkdir(parents=True)
+    (results / "runs").chmod(0o500)
+    monkeypatch.setenv("KESL_RESULTS_DIR", str(results))
+    start = time.perf_counter()
+    with pytest.raises(PermissionError, match="cannot write in .*runs"):
+        train.run(tiny_config(), quiet=True)
+    assert time.perf_counter() - start < 1.0
 
-    made = []
 
-    def build(*args, **kwargs):
-        assert kwargs["skip_bad_images"] is True
-        made.append(Skipping(real_build(*args, **kwargs)))
-        return made[-1]
+def test_unwritable_results_fail_at_once(tiny, tmp_path, monkeypatch):
+    """A file where the runs folder should be (root can write anywhere, but not into a file)."""
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "checkpoints").write_text("not a folder")
+    monkeypatch.setenv("KESL_RESULTS_DIR", str(results))
+    monkeypatch.setattr(train, "setup", lambda *a, **k: pytest.fail("set-up ran before the check"))
+    with pytest.raises(PermissionError, match="checkpoints.*not a folder"):
+        train.run(tiny_config(), quiet=True)
 
-    monkeypatch.setattr(data, "build_dataset", build)
-    config = tiny_config(epochs=2, eval_every=1, max_batches_per_epoch=None)
-    record = train.run(config, quiet=True, device="cpu", skip_bad_images=True)
-    train_set, test_set = made
-    assert [h["skipped_images"] for h in record.history] == [1, 1]  # 3 full batches per epoch
-    assert [h["test_skipped_images"] for h in record.history] == [1, 1]
-    assert train_set.reports == test_set.reports == 2
+
+def test_record_path_that_is_a_folder_fails_at_once(tiny, tmp_path, monkeypatch):
+    config = tiny_config()
+    (paths.runs_dir("custom") / f"{config.run_id}.json").mkdir(parents=True)
+    monkeypatch.setattr(train, "setup", lambda *a, **k: pytest.fail("set-up ran before the check"))
+    with pytest.raises(PermissionError, match=f"{config.run_id}.json exists and is not a file"):
+        train.run(config, quiet=True)
+
+
+# -- pretraining ------------------------------------------------------------------------------------
+def test_fine_tuning_starts_from_the_pretraining_runs_weights(tiny):
+    source = tiny_config(loss="ce", dataset="small_imagenet", seed=100, epochs=1, eval_every=1)
+    tuned = tiny_config(pretrain=source)
+    record = train.run(tuned, quiet=True, device="cpu")
+    weights = train.weights_path(source)
+    assert weights.is_file() and records.load_record(source) is not None
+    used = record.artifacts["pretrain_weights"]
+    assert used["run_id"] == source.run_id and used["sha256"] == train._sha256(weights)
+
+    # The backbone starts from those weights, the classifier does not.
+    session = train.setup(tuned, device="cpu")
+    state = torch.load(weights, weights_only=True)
+    assert torch.equal(session.model.conv1.weight, state["conv1.weight"])
+    assert not torch.equal(session.model.fc.weight, state["fc.weight"])
+
+    # A fresh clone: the record is committed, the weights (an ignored artifact) are not.
+    before = records.record_path(source.run_id, "custom").read_text()
+    weights.unlink()
+    assert train.pretrained_weights(source, device="cpu") == weights and weights.is_file()
+    assert records.record_path(source.run_id, "custom").read_text() == before
+
+
+# -- a loss registered by the user ---------------------------------------------------------------------
+@pytest.fixture
+def toy_loss():
+    @losses.register_loss("toy_focal", params=(losses.LossParam("focus", 2.0, lambda v: float(v), "focusing"),),
+                          needs_hierarchy=False, summary="a focal-style loss, for the test")
+    def build(hierarchy, *, focus):
+        class Focal(torch.nn.Module):
+            def forward(self, logits, targets):
+                log_p = torch.log_softmax(logits, 1).gather(1, targets[:, None]).squeeze(1)
+                return (-(1 - log_p.exp()) ** focus * log_p).mean()
+        return Focal()
+
+    yield "toy_focal"
+    del losses.LOSSES["toy_focal"]
+
+
+def test_a_loss_registered_in_a_test_trains(tiny, toy_loss):
+    config = tiny_config(loss=toy_loss, loss_params={"focus": 3.0}, epochs=1, eval_every=1)
+    assert config.loss_params == {"focus": 3.0}
+    record = train.run(config, quiet=True, device="cpu")
+    assert record.status == "finished" and record.config["loss_params"] == {"focus": 3.0}
+    assert Config(loss=toy_loss).run_id != config.run_id
+
+
+def test_a_registered_loss_trains_through_the_command_line(tiny, toy_loss, capsys):
+    from kesl_utils.__main__ import main
+
+    argv = ["train", "--profile", "smoke", "--dataset", "mini_imagenet", "--n-per-class", "6", "--batch-size", "8",
+            "--loss", toy_loss, "--focus", "1.5", "--device", "cpu", "--quiet"]
+    assert main(argv) == 0
+    assert "(trained" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train", "--profile", "smoke", "--loss", "ce", "--focus", "1.5", "--quiet"])
+    assert "--focus is a parameter of 'toy_focal', not of the chosen loss 'ce'" in capsys.readouterr().err

@@ -1,0 +1,194 @@
+"""Paper tables from run records: cells joined by run id, paired statistics, verdict words, files."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from kesl_utils import experiments, paths, records, tables
+from kesl_utils.records import RunRecord
+from kesl_utils.table_specs import TABLES, table_spec
+
+METRICS = ("top1", "top5", "mistake_severity", "hdist@1", "hdist@5", "ece")
+
+
+@pytest.fixture(autouse=True)
+def results_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path / "results"
+
+
+def record(config, top1, **metrics):
+    values = {k: 1.0 for k in METRICS}
+    values.update(metrics, top1=float(top1))
+    return RunRecord(run_id=config.run_id, config=config.to_dict(), metrics=values)
+
+
+def unrelated(profile="smoke"):
+    """Records that resemble the tables' runs in every column a matcher would look at, but are other runs."""
+    out = []
+    for dataset in ("cub", "mini_imagenet", "small_imagenet"):
+        for backbone in ("resnet18", "resnet50", "mobilenet_v2"):
+            for lr in (0.1, 0.01, 0.001, 0.05):
+                for loss in ({"loss": "ce"}, {"loss": "kesl"}, {"loss": "label_smoothing"}):
+                    for seed in (0, 1, 2):
+                        config = experiments.profile_config(profile, dataset, backbone=backbone, lr=lr, epochs=3,
+                                                            seed=seed, **loss)
+                        out.append(record(config, 99.0))
+    return out
+
+
+# -- statistics -----------------------------------------------------------------------------------
+def test_paired_stats_match_scipys_paired_t_test():
+    a = np.array([30.0, 31.5, 29.0, 33.0, 28.5])
+    b = np.array([31.0, 33.0, 29.5, 35.0, 29.0])
+    got = tables.paired_stats(b - a)
+    reference = stats.ttest_rel(b, a)
+    assert got["mean"] == pytest.approx(np.mean(b - a)) and got["n"] == 5
+    assert got["sd"] == pytest.approx(np.std(b - a, ddof=1))
+    assert got["p_value"] == pytest.approx(reference.pvalue)
+    low, high = stats.t.interval(0.95, 4, loc=np.mean(b - a), scale=stats.sem(b - a))
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx((low, high))
+    one = tables.paired_stats([2.0])
+    assert one["n"] == 1 and math.isnan(one["ci_low"]) and math.isnan(one["p_value"]) and math.isnan(one["sd"])
+
+
+@pytest.mark.parametrize("paper,diffs,key", [
+    (1.3, [1.0, 1.2, 0.9], "same"),
+    (1.3, [-1.0, -1.2, -0.9], "opposite"),
+    (-0.5, [-1.0, -1.2, -0.9], "same"),
+    (1.3, [1.0, -1.0, 0.5], "none"),
+    (0.0, [1.0, 1.2, 0.9], "positive"),
+    (0.0, [-1.0, -1.2, -0.9], "negative"),
+    (1.3, [2.0], "single"),
+    (1.3, [], "missing"),
+])
+def test_verdict_comes_from_the_interval(paper, diffs, key):
+    assert tables.verdict(paper, tables.paired_stats(diffs)) == key
+    # One sd above zero is not enough: 3 seeds with mean 1 and sd 0.8 have a t-interval that crosses 0.
+    assert tables.verdict(1.0, tables.paired_stats([0.2, 1.0, 1.8])) == "none"
+
+
+def test_an_arm_that_did_not_learn_gets_no_verdict():
+    assert tables.verdict(1.3, tables.paired_stats([5.0, 6.0, 7.0]), learned=False) == "not_learned"
+
+
+# -- joins by run id ------------------------------------------------------------------------------------
+def test_cells_come_from_the_rows_own_runs(results_dir):
+    spec = table_spec("cub_comparison")
+    base, ours = spec.row("baseline"), spec.row("ours")
+    runs = [record(c, 40.0 + 2 * c.seed) for c in base.configs("smoke", seeds=(0, 1, 2))]
+    runs += [record(c, 41.0 + 2 * c.seed + 0.5 * c.seed) for c in ours.configs("smoke", seeds=(0, 1, 2))]
+    alone = tables.build_table("cub_comparison", runs, profile="smoke", seeds=(0, 1, 2), references=False)
+    crowded = tables.build_table("cub_comparison", runs + unrelated(), profile="smoke", seeds=(0, 1, 2),
+                                 references=False)
+    pd.testing.assert_frame_equal(alone, crowded)
+    row = alone.set_index("key").loc["baseline"]
+    assert (row["this_run"], row["n_seeds"]) == (42.0, 3) and row["this_run_sd"] == pytest.approx(2.0)
+    assert row["difference"] == pytest.approx(42.0 - 85.8)
+    assert alone.set_index("key").loc["KERL", "n_seeds"] == 0 and alone.set_index("key").loc["KERL", "kind"] == "quoted"
+    gains = tables.gains("cub_comparison", runs + unrelated(), profile="smoke", seeds=(0, 1, 2)).iloc[0]
+    assert gains["this_run"] == pytest.approx(np.mean([1.0, 1.5, 2.0])) and gains["paper"] == 1.3
+    assert gains["verdict"] == tables.VERDICTS["same"]
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_every_table_ignores_unrelated_records(name):
+    spec = table_spec(name)
+    configs = spec.configs("smoke", seeds=(0, 1, 2))
+    rng = np.random.default_rng(0)
+    runs = [record(c, rng.uniform(20, 60)) for c in configs]
+    alone = tables.build_table(name, runs, profile="smoke", seeds=(0, 1, 2), references=False)
+    crowded = tables.build_table(name, runs + unrelated(), profile="smoke", seeds=(0, 1, 2), references=False)
+    pd.testing.assert_frame_equal(alone, crowded)
+    pd.testing.assert_frame_equal(tables.gains(name, runs, profile="smoke", seeds=(0, 1, 2)),
+                                  tables.gains(name, runs + unrelated(), profile="smoke", seeds=(0, 1, 2)))
+    assert (alone.loc[alone["kind"] == "run", "n_seeds"] == 3).all()
+
+
+def test_ablation_comparisons_are_each_row_against_only_ce():
+    spec = table_spec("hyperparameter_ablation")
+    labels = [c.label for c in spec.comparisons]
+    # rows 6 and 8 repeat the settings of rows 5 and 3: no second comparison for them
+    assert labels == ["row 2 − row 1 (only L_CE)", "row 3 − row 1 (only L_CE)", "row 4 − row 1 (only L_CE)",
+                      "row 5 − row 1 (only L_CE)", "row 7 − row 1 (only L_CE)", "row 9 − row 1 (only L_CE)"]
+    assert [spec.paper_gain(c) for c in spec.comparisons] == [-0.4, 0.9, 0.4, 0.0, 0.7, 1.3]
+
+
+def test_paper_gains_are_computed_from_the_papers_rows():
+    assert [table_spec("general_recognition").paper_gain(c) for c in table_spec("general_recognition").comparisons] \
+        == [2.6, 0.5]
+    assert [table_spec("backbone_ablation").paper_gain(c) for c in table_spec("backbone_ablation").comparisons] \
+        == [0.4, 0.7, 1.3]
+    assert [table_spec("label_smoothing").paper_gain(c) for c in table_spec("label_smoothing").comparisons] \
+        == [0.9, 0.6]
+
+
+def test_not_learned_arm_is_flagged_in_table_and_gain():
+    spec = table_spec("backbone_ablation")
+    runs = []
+    for row in spec.rows:
+        for c in row.configs("smoke", seeds=(0, 1)):
+            runs.append(record(c, 1.0 if row.key.startswith("resnet50") else 30.0 + c.seed))
+    table = tables.build_table("backbone_ablation", runs, profile="smoke", seeds=(0, 1), references=False)
+    flagged = table.set_index("key")["learned"]
+    assert not flagged["resnet50/baseline"] and flagged["resnet18/baseline"]
+    shown = tables.format_table(table)
+    assert shown.loc[table["key"] == "resnet50/ours", "this run"].item().endswith("(did not learn)")
+    gains = tables.gains("backbone_ablation", runs, profile="smoke", seeds=(0, 1)).set_index("comparison")
+    assert gains.loc["Ours − Baseline (ResNet-50)", "verdict"] == tables.VERDICTS["not_learned"]
+
+
+def test_reference_row_is_the_nearest_class_mean_of_the_same_images():
+    table = tables.build_table("general_recognition", [], profile="smoke")
+    reference = table[table["kind"] == "reference"]
+    assert list(reference["key"]) == ["ncm/mini_imagenet", "ncm/small_imagenet"]
+    assert (reference["this_run"] >= 0).all() and (reference["n_seeds"] == 1).all()
+
+
+def test_written_files_hold_numbers_intervals_and_words(results_dir):
+    spec = table_spec("cub_comparison")
+    runs = [record(c, 40.0 + c.seed) for c in spec.row("baseline").configs("smoke", seeds=(0, 1, 2))]
+    runs += [record(c, 40.5 + 1.1 * c.seed) for c in spec.row("ours").configs("smoke", seeds=(0, 1, 2))]
+    table = tables.build_table("cub_comparison", runs, profile="smoke", seeds=(0, 1, 2))
+    gains = tables.gains("cub_comparison", runs, profile="smoke", seeds=(0, 1, 2))
+    note = tables.profile_note("smoke", spec.configs("smoke", seeds=(0,)))
+    written = tables.write_table("cub_comparison", table, gains, profile="smoke", note=note)
+    assert written["csv"] == results_dir / "tables" / "cub_comparison.csv"
+    md = written["md"].read_text()
+    assert "95 % CI" in md and "sample standard deviation" in md and "16-px" in md and "2 training" in md
+    assert "nearest class mean" in md
+    back = pd.read_csv(written["gains_csv"])
+    assert back.loc[0, "n_seeds"] == 3 and back.loc[0, "ci_low"] < back.loc[0, "this_run"] < back.loc[0, "ci_high"]
+    assert "\\begin{tabular}" in written["tex"].read_text()
+
+
+def test_chance_level_of_the_shipped_hierarchies():
+    assert tables.chance_top1("cub") == 0.5 and tables.chance_top1("mini_imagenet") == 1.0
+    assert tables.chance_top1("small_imagenet") == 0.5
+
+
+def test_mean_pair_distance_of_the_cub_taxonomy():
+    assert tables.mean_pair_distance("cub") == pytest.approx(5.95, abs=0.01)
+
+
+def test_committed_quick_tables_are_rebuilt_from_the_records_by_run_id(monkeypatch):
+    """Every committed quick table, rebuilt from all quick records plus unrelated ones, holds the committed numbers."""
+    monkeypatch.delenv("KESL_RESULTS_DIR")
+    committed = Path(paths.results_dir("quick"))
+    quick = records.load_records("quick")
+    if not quick:
+        pytest.skip("no committed quick records")
+    for name in TABLES:
+        expected = pd.read_csv(committed / "tables" / f"{name}.csv")
+        got = tables.build_table(name, quick + unrelated("quick"), profile="quick")
+        for column in ("this_run", "this_run_sd", "n_seeds"):
+            np.testing.assert_allclose(got[column].to_numpy(float), expected[column].to_numpy(float),
+                                       rtol=1e-9, err_msg=f"{name}.{column}")
+        expected_gains = pd.read_csv(committed / "tables" / f"{name}_gains.csv")
+        got_gains = tables.gains(name, quick + unrelated("quick"), profile="quick")
+        for column in ("this_run", "ci_low", "ci_high", "p_value", "n_seeds"):
+            np.testing.assert_allclose(got_gains[column].to_numpy(float), expected_gains[column].to_numpy(float),
+                                       rtol=1e-9, err_msg=f"{name}_gains.{column}")
