@@ -4,6 +4,7 @@ Plots read tables (:mod:`kesl_utils.tables`) and run histories; they compute not
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Iterable
 
@@ -17,13 +18,14 @@ PAPER_COLOUR = "#9e9e9e"
 RUN_COLOUR = "#1f77b4"
 
 
-def save_figure(fig: plt.Figure, name: str) -> Path:
-    """Save ``fig`` as ``<results>/figures/<name>.png`` (atomically) and return the path."""
-    import io
+def save_figure(fig: plt.Figure, name: str, profile: str = "quick") -> Path:
+    """Save ``fig`` as ``<results of profile>/figures/<name>.png`` (atomically) and return the path.
 
+    The PNG carries no metadata (no software version, no date), so the same figure gives the same bytes.
+    """
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    return paths.atomic_write_bytes(paths.figures_dir() / f"{name}.png", buffer.getvalue())
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
+    return paths.atomic_write_bytes(paths.figures_dir(profile) / f"{name}.png", buffer.getvalue())
 
 
 def paper_vs_this_run(table: pd.DataFrame, labels: Iterable[str], *, title: str = "",
