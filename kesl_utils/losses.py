@@ -1,4 +1,7 @@
-"""Training losses and their registry: cross-entropy, label smoothing and KESL (Yuan et al., ICPR 2020, Eq. 3–5).
+"""Training losses and their registry: cross-entropy, label smoothing, KESL (Yuan et al., ICPR 2020, Eq. 3–5)
+and the hierarchy-aware losses KESL competes with, the soft labels ("mbm") and the hierarchical
+cross-entropy ("hxe") of Bertinetto et al., "Making Better Mistakes", CVPR 2020 (:class:`MBMLoss`,
+:class:`HXELoss`).
 
 The KESL loss of a sample x_i with label y_i and network output y'_i = softmax(s_i) is
 
@@ -30,6 +33,7 @@ The registry
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
@@ -41,8 +45,8 @@ from torch import nn
 from . import names
 from .soft_labels import soft_label_matrix
 
-__all__ = ["KESLLoss", "LossParam", "LossSpec", "LOSSES", "register_loss", "loss_spec", "check_loss_params",
-           "build_loss", "KL_DIRECTIONS", "KESL_DISTANCES"]
+__all__ = ["KESLLoss", "MBMLoss", "HXELoss", "mbm_soft_labels", "LossParam", "LossSpec", "LOSSES", "register_loss",
+           "loss_spec", "check_loss_params", "build_loss", "KL_DIRECTIONS", "KESL_DISTANCES"]
 
 KL_DIRECTIONS = names.KL_DIRECTIONS
 #: Which class distance KESL's c_ij = λ^D_ij uses: the paper's d_ij = e_ij − 1 ("edges") or the
@@ -330,3 +334,232 @@ def _build_label_smoothing(hierarchy, *, epsilon):
 def _build_kesl(hierarchy, *, lam, T, alpha, beta, kl, distance):
     g = soft_label_matrix(kesl_class_distances(hierarchy, distance), lam, T)
     return KESLLoss(g, alpha=alpha, beta=beta, kl=kl)
+
+
+# -- the losses KESL competes with: Bertinetto et al., "Making Better Mistakes" (CVPR 2020) ------
+def _check_hardness(value) -> float:
+    return names.check_positive(value, "hardness")
+
+
+def _check_decay(value) -> float:
+    return names.check_positive(value, "decay", allow_zero=True)
+
+
+def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
+def mbm_soft_labels(distances, hardness: float) -> torch.Tensor:
+    """The soft labels of Bertinetto et al. ("Making Better Mistakes", CVPR 2020), float64 (n, n).
+
+    Row y is the target distribution of true class y::
+
+        y_soft_j(y) = exp(−β · d(y, j) / max d) / Σ_k exp(−β · d(y, k) / max d),
+
+    β the ``hardness`` (> 0; larger is closer to one-hot) and d (n, n) the class distance, for
+    Bertinetto et al. the LCA height h_ij (:meth:`Hierarchy.lca_heights`). The paper writes
+    exp(−β d(y, j)); dividing by the largest distance is what the authors' code does
+    (``better_mistakes/model/labels.py``, ``make_all_soft_labels``), and their β values assume it.
+    ``distances`` must be square, finite, non-negative with a zero diagonal, so that every row
+    peaks on its own class. A matrix of zeros (a single class) is left unscaled.
+    """
+    hardness = _check_hardness(hardness)
+    d = torch.as_tensor(np.asarray(distances) if not isinstance(distances, torch.Tensor) else distances)
+    if d.ndim != 2 or d.shape[0] != d.shape[1] or d.shape[0] == 0:
+        raise ValueError(f"distances must be a non-empty square (n, n) matrix, got shape {tuple(d.shape)}")
+    if d.dtype == torch.bool or d.dtype.is_complex:
+        raise ValueError(f"distances must be real class distances, got dtype {d.dtype}")
+    d = d.detach().to(device="cpu", dtype=torch.float64)
+    if not torch.isfinite(d).all() or (d < 0).any() or (d.diagonal() != 0).any():
+        raise ValueError("distances must be finite and non-negative with a zero diagonal d(y, y) = 0")
+    largest = float(d.max())
+    scaled = d / largest if largest > 0 else d
+    return torch.softmax(-hardness * scaled, dim=1)
+
+
+class MBMLoss(nn.Module):
+    """Cross-entropy to the soft labels of Bertinetto et al., "Making Better Mistakes" (CVPR 2020).
+
+    For a sample with logits s (n,), p = softmax(s), and true class y::
+
+        L = −Σ_j y_soft_j(y) · log p_j,    y_soft(y) = softmax_j(−β · h(y, j) / max h)
+
+    (:func:`mbm_soft_labels`), summed over classes and averaged over the batch. It differs from
+    KL(y_soft ‖ p), which the authors' code minimises, by the entropy of the target, a constant:
+    same gradients. Their ``nn.KLDivLoss()`` also averages over the n classes, a factor 1/n that
+    their Adam optimiser does not notice; we sum over classes like every loss here. β → ∞ makes
+    y_soft one-hot and L the cross-entropy.
+
+    The hardness β: the authors run β ∈ {4, 5, 10, 15, 20, 30} on tieredImageNet-H and
+    iNaturalist19 (``experiments/softlabels_*_beta*.sh`` of their repository; their command-line
+    default, 0, is no setting) and plot the trade-off: softer labels (smaller β) lower the mistake
+    severity and cost top-1 accuracy. The registry's default is β = 30, the end of their range
+    closest to cross-entropy, so that a default run costs the least accuracy; sweep β for the
+    trade-off curve.
+
+    Parameters
+    ----------
+    distances : (n, n) array or tensor
+        The class distance d, h_ij = :meth:`Hierarchy.lca_heights` for the paper's loss.
+    hardness : float
+        β > 0. β = 0 would give every class the uniform target (the label would be ignored), so
+        it is rejected.
+
+    The target matrix is the buffer ``soft_labels`` (n, n), row y for true class y: float32, or
+    float64 if ``distances`` is a float64 array/tensor (exact references, gradcheck).
+    ``forward(logits (N, n), targets (N,))`` computes in float32 (float64 for float64 logits),
+    also under autocast, and returns the batch mean as a 0-dim tensor.
+    """
+
+    def __init__(self, distances, hardness: float = 30.0):
+        super().__init__()
+        self.hardness = _check_hardness(hardness)
+        double = (distances.dtype == torch.float64 if isinstance(distances, torch.Tensor)
+                  else np.asarray(distances).dtype == np.float64)
+        dtype = torch.float64 if double else torch.float32
+        self.register_buffer("soft_labels", mbm_soft_labels(distances, self.hardness).to(dtype))
+
+    @property
+    def num_classes(self) -> int:
+        return self.soft_labels.shape[0]
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, hardness={self.hardness:g}"
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        targets = check_logits_targets(logits, targets, self.num_classes)
+        compute_dtype = _compute_dtype(logits)
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            log_p = F.log_softmax(logits.to(compute_dtype), dim=1)
+            target = self.soft_labels[targets].to(compute_dtype)
+            return -(target * log_p).sum(dim=1).mean()
+
+
+class HXELoss(nn.Module):
+    """Hierarchical cross-entropy (HXE) of Bertinetto et al., "Making Better Mistakes" (CVPR 2020).
+
+    The probability of a class C⁽⁰⁾ factors along its path C⁽⁰⁾ → C⁽¹⁾ → … → C⁽ᴴ⁾ = root into
+    conditionals::
+
+        p(C⁽⁰⁾) = Π_{l=0}^{H−1} p(C⁽ˡ⁾ | C⁽ˡ⁺¹⁾),   p(C⁽ˡ⁾ | C⁽ˡ⁺¹⁾) = Σ_{A ∈ Leaves(C⁽ˡ⁾)} p_A / Σ_{B ∈ Leaves(C⁽ˡ⁺¹⁾)} p_B,
+
+    p = softmax(s) over the n classes, the leaves of a node being the classes below it. The loss
+    of a sample with true class y = C⁽⁰⁾ weighs each edge of its path::
+
+        L = −Σ_{l=0}^{H−1} λ(C⁽ˡ⁾) · log p(C⁽ˡ⁾ | C⁽ˡ⁺¹⁾),   λ(C) = exp(−α · depth(C)),
+
+    averaged over the batch; α is the ``decay``. The weight follows the authors' code, not the
+    paper's words: the paper writes λ(C) = exp(−α h(C)) with h(C) "the height of node C", while
+    ``better_mistakes/trees.py`` (``get_exponential_weighting``) weighs the edge into node C by
+    exp(−α · depth(C)), depth counted from the root (the root's children have depth 1). That
+    discounts the fine levels, the behaviour their results describe. The code also divides all
+    weights by the sum of the weights of all edges of the tree; we leave that out: it only
+    rescales the loss, which their Adam optimiser does not notice, while with SGD it would
+    silently change the learning rate. α = 0 gives every edge weight 1, the conditionals
+    telescope to p(y), and L is the cross-entropy.
+
+    The decay α: the authors run α ∈ {0.1, …, 0.6} on tieredImageNet-H and α ∈ {0.1, …, 0.7, 0.9}
+    on iNaturalist19 (``experiments/hxe_*_alpha*.sh``; their command-line default, 0, is plain
+    cross-entropy); larger α lowers the mistake severity and costs top-1 accuracy. The
+    registry's default is α = 0.1, the first value of their sweep and the one closest to
+    cross-entropy.
+
+    A DAG (the WordNet subnets of Mini-/Small-ImageNet) has no unique path to the root; HXE is
+    then computed on the hierarchy's canonical spanning tree: every node under
+    :meth:`Hierarchy.parent`, its parent on a shortest path from the root (ties: smallest id),
+    so the leaves of a node are the classes whose canonical path passes through it.
+
+    Computation (no loop over samples or levels): log p(v) of every internal node v ≠ root is the
+    logsumexp of the class log-probabilities log p_c over the classes c below it, read through the
+    sparse (V, n) "leaves below" matrix held as its list of (node, class) pairs, shifted by the
+    largest log p_c below each node (so no sum underflows, also for a confidently wrong
+    prediction); log p(root) = 0. The loss is then Σ_v K_{y v} log p(v) with a precomputed
+    (n, V) matrix K, V the classes and the internal nodes: K_{y C} = −λ(C) for every node C ≠ root
+    on the path of y and K_{y P} += λ(C) for its parent P ≠ root.
+
+    ``forward(logits (N, n), targets (N,))``: computed in float32 (float64 for float64 logits),
+    also under autocast; returns a 0-dim tensor. Buffers: ``pair_node`` / ``pair_class`` (the
+    leaves-below pairs, int64), ``path_coefficients`` K (float64, cast to the computation's
+    dtype). Attributes: ``nodes`` (the node of every column of K), ``paths`` (the tree path of
+    every class).
+    """
+
+    def __init__(self, hierarchy, decay: float = 0.1):
+        super().__init__()
+        self.decay = _check_decay(decay)
+        self.is_tree = bool(hierarchy.is_tree)
+        classes = list(hierarchy.classes)
+        n = len(classes)
+        #: The canonical path root → … → class of every class, in label order.
+        self.paths = tuple(tuple(hierarchy.path_from_root(c)) for c in classes)
+        # The internal nodes of the tree that have a class below them: those on a class's path,
+        # neither the root (path[0]) nor the class (path[-1]).
+        internal = sorted({v for path in self.paths for v in path[1:-1]}, key=str)
+        #: The node of every column of ``path_coefficients`` and of :meth:`node_log_probabilities`:
+        #: the classes in label order, then the internal nodes (the root is left out).
+        self.nodes = tuple(classes) + tuple(internal)
+        index = {v: k for k, v in enumerate(self.nodes)}
+        pairs = [(index[v] - n, y) for y, path in enumerate(self.paths) for v in path[1:-1]]
+        pairs = torch.tensor(sorted(pairs), dtype=torch.long).reshape(-1, 2)
+        self.register_buffer("pair_node", pairs[:, 0].contiguous())
+        self.register_buffer("pair_class", pairs[:, 1].contiguous())
+        self._num_internal = len(internal)
+
+        coefficients = np.zeros((n, len(self.nodes)), dtype=np.float64)
+        for y, path in enumerate(self.paths):
+            for depth in range(1, len(path)):
+                weight = math.exp(-self.decay * depth)  # path[depth] lies at depth `depth`
+                coefficients[y, index[path[depth]]] -= weight
+                if depth > 1:
+                    coefficients[y, index[path[depth - 1]]] += weight
+        self.register_buffer("path_coefficients", torch.from_numpy(coefficients))
+
+    @property
+    def num_classes(self) -> int:
+        return self.path_coefficients.shape[0]
+
+    def extra_repr(self) -> str:
+        tree = "the hierarchy (a tree)" if self.is_tree else "the canonical spanning tree of the DAG"
+        return f"num_classes={self.num_classes}, decay={self.decay:g}, tree={tree!r}"
+
+    def node_log_probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """log p(v) of every node but the root, shape (N, V), columns as :attr:`nodes`: the
+        class log-probabilities log softmax(s), then logsumexp over the classes below each
+        internal node."""
+        log_p = F.log_softmax(logits, dim=1)
+        if self._num_internal == 0:
+            return log_p
+        # Pairs along dim 0 (rows of the transposed log-probabilities): whole-row gathers and
+        # adds, about twice as fast on a CPU as along dim 1.
+        below = log_p.T.index_select(0, self.pair_class)  # (P, N): log p_c of each (node, class) pair
+        samples = below.shape[1]
+        # The shift only guards exp against underflow; the value does not depend on it, so it
+        # carries no gradient (as in torch.logsumexp).
+        shift = below.new_full((self._num_internal, samples), -math.inf).scatter_reduce_(
+            0, self.pair_node.unsqueeze(1).expand(-1, samples), below.detach(), reduce="amax")
+        total = below.new_zeros((self._num_internal, samples)).index_add(
+            0, self.pair_node, (below - shift.index_select(0, self.pair_node)).exp())
+        return torch.cat([log_p, (shift + total.log()).T], dim=1)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        targets = check_logits_targets(logits, targets, self.num_classes)
+        compute_dtype = _compute_dtype(logits)
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            node_log_p = self.node_log_probabilities(logits.to(compute_dtype))
+            coefficients = self.path_coefficients[targets].to(compute_dtype)
+            return (coefficients * node_log_p).sum(dim=1).mean()
+
+
+@register_loss("mbm", summary="soft labels of Bertinetto et al. 2020: CE to softmax(-hardness * LCA height / max)",
+               params=(LossParam("hardness", 30.0, _check_hardness,
+                                 "MBM soft labels: hardness β > 0 of softmax(-β h_ij / max h), larger is closer "
+                                 "to one-hot"),))
+def _build_mbm(hierarchy, *, hardness):
+    return MBMLoss(hierarchy.lca_heights(), hardness)
+
+
+@register_loss("hxe", summary="hierarchical cross-entropy of Bertinetto et al. 2020 (edge weights exp(-decay*depth))",
+               params=(LossParam("decay", 0.1, _check_decay,
+                                 "HXE: decay α ≥ 0 of the edge weights exp(-α·depth); 0 is cross-entropy"),))
+def _build_hxe(hierarchy, *, decay):
+    return HXELoss(hierarchy, decay)

@@ -29,8 +29,16 @@ KL_DIRECTIONS = ("reverse", "forward")
 OPTIMIZERS = ("sgd",)
 SCHEDULES = ("cosine", "step")
 
-#: The metrics of every run record (:func:`kesl_utils.metrics.summarize`).
+#: The metrics of every run record (:func:`kesl_utils.metrics.summarize`): top-1/top-5 (%), mistake
+#: severity and hierarchical distance@k measured with the paper's d_ij = e_ij − 1, and ECE.
 METRIC_KEYS = ("top1", "top5", "mistake_severity", "hdist@1", "hdist@5", "ece")
+#: The same argmax metrics measured with the height of the lowest common ancestor (Bertinetto et al.).
+LCA_METRIC_KEYS = ("mistake_severity_lca", "hdist_lca@1", "hdist_lca@5")
+#: The metrics of the CRM decision rule (cost = LCA height; Karthik et al.), with the LCA height and with d_ij.
+CRM_METRIC_KEYS = ("crm_top1", "crm_top5", "crm_mistake_severity_lca", "crm_hdist_lca@1", "crm_hdist_lca@5",
+                   "crm_mistake_severity", "crm_hdist@1")
+#: Every metric a run record of the trainer holds.
+ALL_METRIC_KEYS = METRIC_KEYS + LCA_METRIC_KEYS + CRM_METRIC_KEYS
 
 
 # -- datasets ------------------------------------------------------------------------------------
