@@ -7,6 +7,7 @@ VENV      ?= .venv
 PY        := $(VENV)/bin/python
 PROFILE   ?= quick
 DATA_ROOT ?= data/raw
+EXECUTOR  ?= serial
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # pytest writes its records here; nbval runs the smoke profile, whose results go to build/results-smoke/.
 # Neither ever writes into results/ (the committed quick run).
@@ -46,7 +47,7 @@ wordnet: $(INSTALLED)
 	$(PY) -m kesl_utils.wordnet
 
 reproduce: env
-	$(PY) -m kesl_utils.reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) $(NOTEBOOKS)
+	$(PY) -m kesl_utils.reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --executor $(EXECUTOR) $(NOTEBOOKS)
 
 test: env
 	KESL_RESULTS_DIR=$(TEST_RESULTS) $(PY) -m pytest tests

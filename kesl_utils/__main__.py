@@ -191,6 +191,7 @@ def _train(args, parser) -> int:
     except ValueError as error:
         parser.error(str(error))
     # Imported only now: torch and the data stack take seconds, a usage error should not wait.
+    from . import distributed
     from .records import load_record, record_path
     from .train import run, with_data_fingerprint
 
@@ -198,6 +199,8 @@ def _train(args, parser) -> int:
     cached = not args.force and load_record(config) is not None
     record = run(config, data_root=args.data_root, device=args.device, force=args.force, quiet=args.quiet,
                  keep_checkpoints=args.keep_checkpoints)
+    if not distributed.is_main():  # under torchrun: one summary, from rank 0
+        return 0
     print(f"run {record.run_id} ({'cached' if cached else 'trained'} on {record.device}, "
           f"{record.wall_time_s:.1f} s, {record.images_per_s:.0f} img/s)")
     print(f"record: {paths.display_path(record_path(record.run_id, config.profile))}")

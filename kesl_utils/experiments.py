@@ -21,16 +21,15 @@ CUB cross-entropy baseline of tables 1, 4 and 5) are the same object and run onc
 """
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
 import pandas as pd
 
-from . import names
+from . import executors, names
 from .config import Config, split_overrides
 from .progress import tqdm
-from .records import RunRecord, git_commit, library_versions, load_record, save_record, utc_now
+from .records import RunRecord, load_record
 from . import train
 
 
@@ -162,14 +161,14 @@ def unique(configs: Iterable[Config]) -> list[Config]:
 
 
 # -- results -------------------------------------------------------------------------------------
-RESULT_COLUMNS = ("run_id", "config", *names.METRIC_KEYS, "status", "cached", "wall_time_s", "images_per_s",
+RESULT_COLUMNS = ("run_id", "config", *names.ALL_METRIC_KEYS, "status", "cached", "wall_time_s", "images_per_s",
                   "error")
 
 
 def _row(config: Config, record: Optional[RunRecord], *, cached: bool) -> dict:
     row = {"run_id": config.run_id, "config": config}
     metrics = record.metrics if record is not None and record.status == "finished" else {}
-    row.update({key: metrics.get(key, float("nan")) for key in names.METRIC_KEYS})
+    row.update({key: metrics.get(key, float("nan")) for key in names.ALL_METRIC_KEYS})
     row["status"] = record.status if record is not None else "missing"
     row["cached"] = cached
     row["wall_time_s"] = record.wall_time_s if record is not None else float("nan")
@@ -197,49 +196,34 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     return pd.concat([frame[["run_id"]], described, frame.drop(columns=["run_id"])], axis=1)
 
 
-def _failure(config: Config, error: BaseException) -> RunRecord:
-    return RunRecord(run_id=config.run_id, config=config.to_dict(), status="failed",
-                     error=f"{type(error).__name__}: {error}\n{traceback.format_exc()}",
-                     versions=library_versions(), git_commit=git_commit(), finished_at=utc_now())
-
-
 def run_all(configs: Sequence[Config], *, data_root=None, device=None, force: bool = False,
-            quiet: bool = True, progress: bool = True) -> pd.DataFrame:
+            quiet: bool = True, progress: bool = True, executor: Optional[str] = None) -> pd.DataFrame:
     """Run every config that has no finished record (all of them if ``force``).
 
     Returns one row per config (``run_id``, the readable config fields of :func:`describe_config`,
     the Config itself, metrics, status, cached, wall time, throughput, error) and prints
     ``"N cached, M run, K failed"``. A run that raises is recorded as ``<run_id>.failed.json``
     (retried next time) and does not stop the others; Ctrl-C stops the batch (rerun to resume;
-    finished runs are kept).
+    finished runs are kept, interrupted ones resume from their last checkpoint).
+
+    executor: how the runs are executed (:data:`kesl_utils.executors.EXECUTORS`): ``"serial"``,
+        one after another in this process; ``"ray"``, one Ray task per run on the cluster at
+        ``$RAY_ADDRESS`` (else a local one), all in parallel as resources allow. ``None``:
+        ``$KESL_EXECUTOR`` (set by ``make reproduce EXECUTOR=...``), else ``"serial"``.
     """
+    run = executors.EXECUTORS[executors.resolve_executor(executor)]
     configs = list(configs)
     for config in configs:
         if not isinstance(config, Config):
             raise TypeError(f"run_all needs Config objects, got {type(config).__name__}")
     configs = [train.with_data_fingerprint(c, data_root) for c in configs]
-    done: dict[str, tuple[Optional[RunRecord], bool]] = {}
-    counts = {"cached": 0, "run": 0, "failed": 0}
-    bar = tqdm(configs, desc="runs", unit="run", disable=not progress, dynamic_ncols=True)
-    for config in bar:
-        run_id = config.run_id
-        if run_id in done:
-            continue
-        bar.set_postfix_str(run_id, refresh=True)
-        record = None if force else load_record(config)
-        if record is not None:
-            done[run_id] = (record, True)
-            counts["cached"] += 1
-            continue
-        try:
-            record = train.run(config, data_root=data_root, device=device, force=force, quiet=quiet)
-            counts["run"] += 1
-        except Exception as error:  # noqa: BLE001 - one failed run must not stop the batch
-            record = _failure(config, error)
-            save_record(record)
-            counts["failed"] += 1
-            tqdm.write(f"FAILED {run_id}: {type(error).__name__}: {error}")
-        done[run_id] = (record, False)
-    bar.close()
-    print(f"{counts['cached']} cached, {counts['run']} run, {counts['failed']} failed")
+    batch = unique(configs)
+    bar = tqdm(total=len(batch), desc="runs", unit="run", disable=not progress, dynamic_ncols=True)
+    try:
+        done = run(batch, bar=bar, data_root=data_root, device=device, force=force, quiet=quiet)
+    finally:
+        bar.close()
+    cached = sum(was_cached for _, was_cached in done.values())
+    failed = sum(not was_cached and record.status == "failed" for record, was_cached in done.values())
+    print(f"{cached} cached, {len(done) - cached - failed} run, {failed} failed")
     return _frame([_row(c, done[c.run_id][0], cached=done[c.run_id][1]) for c in configs])

@@ -10,7 +10,9 @@ summary page is assembled from the files the notebooks wrote (tables under ``<re
 figures under ``<results>/figures/``), the run records, and ``<results>/reproduce.json`` (profile,
 commit, time per notebook), so it can be rebuilt with ``--report-only`` without running anything.
 Progress bars are switched off in the executed notebooks (``KESL_PROGRESS=0``): a stored output
-holds no stderr lines and no widget state.
+holds no stderr lines and no widget state. ``--executor ray`` (``make reproduce EXECUTOR=ray``)
+sets ``KESL_EXECUTOR`` for the kernels, so each notebook's ``run_all`` runs its runs as Ray tasks
+(:mod:`kesl_utils.executors`; ``$RAY_ADDRESS`` names the cluster).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 from . import names, paths
+from .executors import EXECUTOR_ENV, EXECUTORS, resolve_executor
 from .paper import TITLES
 from .records import git_commit, load_records
 
@@ -38,14 +41,19 @@ def _failed_cell(error) -> str:
     return f"{where} raised {name}: {value}"
 
 
-def run_notebooks(notebooks: list[Path], *, profile: str, data_root: str, output_dir: Path) -> list[dict]:
-    """Execute ``notebooks`` in order with papermill; stop at the first failure (SystemExit(1))."""
+def run_notebooks(notebooks: list[Path], *, profile: str, data_root: str, output_dir: Path,
+                  executor: str = "serial") -> list[dict]:
+    """Execute ``notebooks`` in order with papermill; stop at the first failure (SystemExit(1)).
+
+    ``executor``: how the notebooks' ``run_all`` runs their runs (``$KESL_EXECUTOR`` of the kernels).
+    """
     import papermill as pm
 
     # The profile is the papermill parameter; an inherited KESL_PROFILE would silently override it.
     os.environ.pop("KESL_PROFILE", None)
     # The kernels inherit this: no progress bars (stderr lines or widgets) in the stored outputs.
     os.environ["KESL_PROGRESS"] = "0"
+    os.environ[EXECUTOR_ENV] = resolve_executor(executor)
     output_dir.mkdir(parents=True, exist_ok=True)
     timings = []
     for notebook in notebooks:
@@ -160,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run, in order (default: notebooks/NN_*.ipynb)")
     parser.add_argument("--profile", default="quick", choices=names.PROFILES)
     parser.add_argument("--data-root", default="data/raw", help="root of the real datasets (paper profile)")
+    parser.add_argument("--executor", default="serial", choices=tuple(EXECUTORS),
+                        help="how the notebooks run their runs: serial (in the kernel) or ray (one Ray task "
+                             "per run, on $RAY_ADDRESS or a local cluster; needs pip install -e '.[cluster]')")
     parser.add_argument("--report-only", action="store_true", help="only rebuild results/README.md")
     parser.add_argument("--publish", action="store_true",
                         help="copy the executed notebooks of the last run over notebooks/ (outputs for readers)")
@@ -171,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"notebook(s) not found: {', '.join(missing)}")
         start = time.perf_counter()
         timings = run_notebooks([n.resolve() for n in notebooks], profile=args.profile,
-                                data_root=args.data_root, output_dir=paths.results_dir(args.profile) / "notebooks")
+                                data_root=args.data_root, output_dir=paths.results_dir(args.profile) / "notebooks",
+                                executor=args.executor)
         write_summary(args.profile, timings, args.data_root)
         print(f"[reproduce] all {len(timings)} notebooks ran in {(time.perf_counter() - start) / 60:.1f} min")
     if args.publish:

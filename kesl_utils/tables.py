@@ -60,7 +60,7 @@ def index_records(records: Records) -> dict[str, dict]:
     """
     if isinstance(records, pd.DataFrame):
         finished = records[records["status"] == "finished"] if "status" in records else records
-        metric_columns = [c for c in finished.columns if c in names.METRIC_KEYS]
+        metric_columns = [c for c in finished.columns if c in names.ALL_METRIC_KEYS]
         return {row["run_id"]: {k: row[k] for k in metric_columns} for _, row in finished.iterrows()}
     if isinstance(records, Mapping):
         records = records.values()

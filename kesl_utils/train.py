@@ -35,6 +35,17 @@ Device
     where supported, else fp16 with a ``GradScaler`` (``config.amp``), ``channels_last``
     (``config.channels_last``) and non-blocking copies. On CPU the same code path runs
     without them.
+
+Several processes (``torchrun --nproc_per_node N -m kesl_utils train …``)
+    :func:`run` joins the process group of torchrun's environment
+    (:func:`kesl_utils.distributed.init_from_env`; nothing changes without it). The model is
+    wrapped in ``DistributedDataParallel`` with BatchNorm over the global batch, each rank
+    loads its slice of every global batch (``config.batch_size`` is the global batch) and its
+    contiguous shard of the test set, and the outputs are gathered in order, so the metrics are
+    over the whole test set and the history's training loss and accuracy over all ranks. Rank 0
+    alone writes checkpoints, artifacts and the record; every rank waits at a barrier after
+    each write, loads the checkpoint on resume, and returns a cached record without training.
+    The record states ``world_size``; see :mod:`kesl_utils.distributed`.
 """
 from __future__ import annotations
 
@@ -52,7 +63,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import paths
+from . import distributed, paths
 from .config import Config
 from .data import build_dataset, build_loader, data_fingerprint
 from .hierarchy import Hierarchy, load_hierarchy
@@ -256,6 +267,12 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
         torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - start
     bar.close()
+    if distributed.world_size() > 1:
+        # The epoch of the global batch: sums over the ranks (each rank saw its slice of every step).
+        totals = torch.stack([loss_sum, correct.double(), torch.tensor(float(images), dtype=torch.float64,
+                                                                       device=device)])
+        distributed.all_reduce_sum(totals)
+        loss_sum, correct, images = totals[0], totals[1], int(totals[2].item())
     if images == 0:
         raise ValueError("the training loader yielded no batch (empty training set?)")
     return {"train_loss": loss_sum.item() / images, "train_top1": 100.0 * correct.item() / images,
@@ -288,6 +305,25 @@ def evaluate(model: nn.Module, loader, device, *, amp_dtype: Optional[torch.dtyp
     if not all_logits:
         raise ValueError("the test loader yielded no batch (empty test set?)")
     return torch.cat(all_logits).cpu(), torch.cat(all_targets).long().cpu()
+
+
+def evaluate_test_set(session: "Session", *, quiet: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`evaluate` on the whole test set of ``session``, on every rank.
+
+    Several processes: each rank evaluates its contiguous shard with the unwrapped model (ranks
+    may run different numbers of batches, so no collective may happen in the forward pass), and
+    the shards are gathered in rank order, which is the test set's order: each image once.
+    """
+    if distributed.world_size() == 1:
+        return evaluate(session.forward_model, session.test_loader, session.device, amp_dtype=session.amp_dtype,
+                        channels_last=session.channels_last, quiet=quiet)
+    if len(session.test_loader) == 0:  # fewer test images than ranks
+        logits = torch.zeros(0, len(session.hierarchy.classes))
+        targets = torch.zeros(0, dtype=torch.int64)
+    else:
+        logits, targets = evaluate(session.eval_model, session.test_loader, session.device,
+                                   amp_dtype=session.amp_dtype, channels_last=session.channels_last, quiet=quiet)
+    return distributed.gather_rows(logits), distributed.gather_rows(targets)
 
 
 # -- checkpoints and artifacts ----------------------------------------------------------------
@@ -349,6 +385,27 @@ def _restore_rng_states(states: dict, loader) -> None:
         generator.set_state(states["loader"])
 
 
+def _rank_rng_states(checkpoint: dict) -> Optional[dict]:
+    """This rank's RNG states in ``checkpoint`` (``rng``: rank 0's; ``rng_ranks``: the others')."""
+    rank, world = distributed.rank(), distributed.world_size()
+    saved_world = int(checkpoint.get("world_size", 1))
+    if saved_world != world and distributed.is_main():
+        warnings.warn(f"{checkpoint['run_id']}: the checkpoint was written by {saved_world} process(es), this run "
+                      f"has {world}: ranks > 0 draw fresh random streams (dropout, augmentation), so the result is "
+                      "not bit-identical to an uninterrupted run", stacklevel=3)
+    if rank == 0:
+        return checkpoint["rng"]
+    others = checkpoint.get("rng_ranks") or []
+    return others[rank - 1] if saved_world == world and len(others) == world - 1 else None
+
+
+def _sum_over_ranks(count: Optional[int]) -> Optional[int]:
+    """An image count summed over the ranks (``None`` stays ``None``)."""
+    if count is None or distributed.world_size() == 1:
+        return count
+    return int(distributed.all_reduce_sum(torch.tensor([count], dtype=torch.int64)).item())
+
+
 def _as_tuple(value):
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
@@ -391,6 +448,7 @@ class Session:
     device: torch.device
     hierarchy: Hierarchy
     distances: torch.Tensor
+    lca: torch.Tensor
     criterion: nn.Module
     train_set: object
     test_set: object
@@ -405,6 +463,9 @@ class Session:
     amp_dtype: Optional[torch.dtype]
     channels_last: bool
     artifacts: dict = field(default_factory=dict)
+    #: The model :func:`evaluate_test_set` runs on several processes: ``model`` (compiled if
+    #: asked) without the DistributedDataParallel wrapper; ``None``: ``forward_model``.
+    eval_model: Optional[nn.Module] = None
 
 
 @dataclass
@@ -421,12 +482,19 @@ class Progress:
 def setup(config: Config, *, data_root=None, device=None, quiet: bool = True) -> Session:
     """Build the hierarchy, loss, data, model, optimiser and schedule of ``config``."""
     device = resolve_device(device)
+    # The pretraining run is trained here if its weights are missing: before this run seeds
+    # anything, so that its RNG use cannot leak into this run (the result must not depend on
+    # whether the weights existed, e.g. serial vs. parallel sweeps).
+    source = None
+    if config.pretrain is not None:
+        source = pretrained_weights(config.pretrain, data_root=data_root, device=device, quiet=quiet)
     amp_dtype = autocast_dtype(device, config.amp)
     channels_last = config.channels_last and device.type == "cuda"
     seed_everything(config.seed)
 
     hierarchy = load_run_hierarchy(config)
     distances = class_distance_matrix(hierarchy.edge_distances())
+    lca = torch.as_tensor(hierarchy.lca_heights())
     criterion = build_loss(config.loss, hierarchy, **config.loss_params).to(device)
 
     data_kwargs = dict(source=config.source, hierarchy=hierarchy, data_root=data_root,
@@ -435,8 +503,9 @@ def setup(config: Config, *, data_root=None, device=None, quiet: bool = True) ->
     train_set = build_dataset(config.dataset, "train", n_per_class=config.n_per_class,
                               label_noise=config.label_noise, **data_kwargs)
     test_set = build_dataset(config.dataset, "test", n_per_class=config.n_test_per_class, **data_kwargs)
-    train_loader = build_loader(train_set, config.batch_size, train=True, device=device, seed=config.seed)
-    test_loader = build_loader(test_set, config.batch_size, train=False, device=device, seed=config.seed)
+    shards = dict(rank=distributed.rank(), world_size=distributed.world_size())
+    train_loader = build_loader(train_set, config.batch_size, train=True, device=device, seed=config.seed, **shards)
+    test_loader = build_loader(test_set, config.batch_size, train=False, device=device, seed=config.seed, **shards)
     iters_per_epoch = len(train_loader)
     if config.max_batches_per_epoch is not None:
         iters_per_epoch = min(iters_per_epoch, config.max_batches_per_epoch)
@@ -448,30 +517,45 @@ def setup(config: Config, *, data_root=None, device=None, quiet: bool = True) ->
     # Model initialisation depends on the seed only, not on what data construction consumed.
     torch.manual_seed(config.seed)
     model = build_model(config.backbone, len(hierarchy.classes), pretrained=config.pretrained)
-    if config.pretrain is not None:
-        source = pretrained_weights(config.pretrain, data_root=data_root, device=device, quiet=quiet)
+    if source is not None:
         load_backbone(model, source)
         artifacts["pretrain_weights"] = {"run_id": config.pretrain.run_id, "sha256": _sha256(source)}
     model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    eval_model = None
+    if distributed.world_size() > 1:
+        # BatchNorm over the global batch: N processes compute what one process computes.
+        model = distributed.sync_batchnorm(model, device)
+        eval_model = torch.compile(model) if config.compile else model
     optimizer = build_optimizer(config, model)
     scheduler = build_scheduler(config, optimizer, iters_per_epoch)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    forward_model = torch.compile(model) if config.compile else model
-    return Session(config, device, hierarchy, distances, criterion, train_set, test_set, train_loader,
+    wrapped = distributed.wrap_model(model, device)
+    forward_model = torch.compile(wrapped) if config.compile else wrapped
+    if distributed.rank() > 0:
+        # Dropout and the like differ per rank; rank 0 keeps the single-process stream.
+        seed_everything(distributed.rank_seed(config.seed, distributed.rank()))
+    return Session(config, device, hierarchy, distances, lca, criterion, train_set, test_set, train_loader,
                    test_loader, model, forward_model, optimizer, scheduler, scaler, iters_per_epoch,
-                   amp_dtype, channels_last, artifacts)
+                   amp_dtype, channels_last, artifacts, eval_model=eval_model)
 
 
 def resume(session: Session, *, quiet: bool = True) -> Progress:
     """The progress saved by an interrupted run of ``session.config`` (a fresh start if none)."""
     checkpoint = _load_checkpoint(session.config)
+    found = distributed.all_gather_object(None if checkpoint is None else int(checkpoint["epoch"]))
+    if len(set(found)) > 1:
+        raise RuntimeError(f"{session.config.run_id}: the ranks found different checkpoints (epochs by rank: "
+                           f"{found}); every process must see the same results folder (a shared filesystem "
+                           "on several nodes)")
     if checkpoint is None:
         return Progress()
     session.model.load_state_dict(checkpoint["model"])
     session.optimizer.load_state_dict(checkpoint["optimizer"])
     session.scheduler.load_state_dict(checkpoint["scheduler"])
     session.scaler.load_state_dict(checkpoint["scaler"])
-    _restore_rng_states(checkpoint["rng"], session.train_loader)
+    states = _rank_rng_states(checkpoint)
+    if states is not None:
+        _restore_rng_states(states, session.train_loader)
     if not quiet:
         tqdm.write(f"{session.config.run_id}: resuming after epoch {checkpoint['epoch']}/{session.config.epochs}")
     return Progress(history=list(checkpoint["history"]), metrics=dict(checkpoint["metrics"]),
@@ -498,18 +582,16 @@ def fit(session: Session, progress: Progress, *, quiet: bool = True, keep_checkp
         entry = {"epoch": epoch, "lr": lr, "train_loss": stats["train_loss"],
                  "train_top1": stats["train_top1"], "images_per_s": stats["images_per_s"],
                  "train_images": stats["images"], "epoch_time_s": stats["time_s"]}
-        skipped = _report_skipped(session.train_set, skipped_before)
+        skipped = _sum_over_ranks(_report_skipped(session.train_set, skipped_before))
         if skipped is not None:
             entry["skipped_images"] = skipped
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             test_skipped_before = _skipped_count(session.test_set)
-            logits, targets = evaluate(session.forward_model, session.test_loader, session.device,
-                                       amp_dtype=session.amp_dtype, channels_last=session.channels_last,
-                                       quiet=quiet)
-            progress.metrics = summarize(logits, targets, session.distances)
+            logits, targets = evaluate_test_set(session, quiet=quiet)
+            progress.metrics = summarize(logits, targets, session.distances, lca=session.lca)
             progress.outputs = (logits, targets)
             entry.update({f"test_{key}": value for key, value in progress.metrics.items()})
-            test_skipped = _report_skipped(session.test_set, test_skipped_before)
+            test_skipped = _sum_over_ranks(_report_skipped(session.test_set, test_skipped_before))
             if test_skipped is not None:
                 entry["test_skipped_images"] = test_skipped
         progress.history.append(entry)
@@ -520,15 +602,19 @@ def fit(session: Session, progress: Progress, *, quiet: bool = True, keep_checkp
                        f"train top-1 {entry['train_top1']:.1f}%{tested}, {entry['images_per_s']:.0f} img/s")
         if epoch < config.epochs or keep_checkpoints:
             # After the last epoch the record, written next, supersedes a checkpoint (~0.5 s for ResNet-18).
-            paths.atomic_torch_save({
-                "format": CHECKPOINT_FORMAT, "run_id": config.run_id, "config": config.to_dict(),
-                "epoch": epoch, "model": session.model.state_dict(),
-                "optimizer": session.optimizer.state_dict(), "scheduler": session.scheduler.state_dict(),
-                "scaler": session.scaler.state_dict(), "history": progress.history,
-                "metrics": progress.metrics,
-                "elapsed_s": progress.elapsed_before + time.perf_counter() - start,
-                "rng": _rng_states(session.train_loader),
-            }, checkpoint_path(config))
+            rng = distributed.all_gather_object(_rng_states(session.train_loader))
+            if distributed.is_main():
+                ranks = {"world_size": len(rng), "rng_ranks": rng[1:]} if len(rng) > 1 else {}
+                paths.atomic_torch_save({
+                    "format": CHECKPOINT_FORMAT, "run_id": config.run_id, "config": config.to_dict(),
+                    "epoch": epoch, "model": session.model.state_dict(),
+                    "optimizer": session.optimizer.state_dict(), "scheduler": session.scheduler.state_dict(),
+                    "scaler": session.scaler.state_dict(), "history": progress.history,
+                    "metrics": progress.metrics,
+                    "elapsed_s": progress.elapsed_before + time.perf_counter() - start,
+                    "rng": rng[0], **ranks,
+                }, checkpoint_path(config))
+            distributed.barrier()
         if on_epoch_end is not None:
             on_epoch_end(epoch, entry)
     progress.elapsed_before += time.perf_counter() - start
@@ -537,7 +623,13 @@ def fit(session: Session, progress: Progress, *, quiet: bool = True, keep_checkp
 
 def finish(session: Session, progress: Progress, *, save_weights: bool = False, write_record: bool = True,
            keep_checkpoints: bool = False, setup_s: float = 0.0) -> RunRecord:
-    """The run record of a fitted session, with its artifacts (test outputs; weights if asked)."""
+    """The run record of a fitted session, with its artifacts (test outputs; weights if asked).
+
+    Several processes: rank 0 writes, every rank waits for it and returns rank 0's record.
+    """
+    if not distributed.is_main():
+        distributed.barrier()
+        return distributed.broadcast_object(None)
     config = session.config
     artifacts = dict(session.artifacts)
     folder = paths.results_dir(config.profile)
@@ -561,12 +653,14 @@ def finish(session: Session, progress: Progress, *, save_weights: bool = False, 
         wall_time_s=progress.elapsed_before + setup_s,
         images_per_s=sum(h["train_images"] for h in history) / train_time if train_time else 0.0,
         device=describe_device(session.device), versions=library_versions(), git_commit=git_commit(),
-        finished_at=utc_now(), status="finished", error=None, world_size=1, artifacts=artifacts)
+        finished_at=utc_now(), status="finished", error=None, world_size=distributed.world_size(),
+        artifacts=artifacts)
     if write_record:
         save_record(record)
     if not keep_checkpoints:
         shutil.rmtree(checkpoint_dir(config), ignore_errors=True)
-    return record
+    distributed.barrier()
+    return distributed.broadcast_object(record)
 
 
 def run(config: Config, *, data_root=None, device=None, force: bool = False, quiet: bool = False,
@@ -585,18 +679,29 @@ def run(config: Config, *, data_root=None, device=None, force: bool = False, qui
     device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, … (``None``: CUDA if available).
     quiet: no progress bars or per-epoch lines.
     save_weights: keep the final weights (``<results>/artifacts/<run_id>/weights.pt``).
-    on_epoch_end: called as ``on_epoch_end(epoch, history_entry)`` after each epoch's checkpoint.
+    on_epoch_end: called as ``on_epoch_end(epoch, history_entry)`` after each epoch's checkpoint
+        (on every rank).
+
+    Under ``torchrun`` (several processes) every rank calls this; see the module docstring.
     """
     if not isinstance(config, Config):
         raise TypeError(f"run() needs a kesl_utils.config.Config, got {type(config).__name__}")
+    device = distributed.init_from_env(device)
+    distributed.local_batch_size(config.batch_size)  # fails now, not after set-up, if the ranks cannot split it
+    quiet = quiet or not distributed.is_main()
     config = with_data_fingerprint(config, data_root)
     check_results_writable(config)
     if not force:
         cached = load_record(config)
-        if cached is not None and (not save_weights or weights_path(config).is_file()):
+        usable = cached is not None and (not save_weights or weights_path(config).is_file())
+        # Rank 0 decides for all: a record written in between must not split the ranks.
+        cached = distributed.broadcast_object(cached if usable else None)
+        if cached is not None:
             return cached
     else:
-        shutil.rmtree(checkpoint_dir(config), ignore_errors=True)
+        if distributed.is_main():
+            shutil.rmtree(checkpoint_dir(config), ignore_errors=True)
+        distributed.barrier()
     start = time.perf_counter()
     session = setup(config, data_root=data_root, device=device, quiet=quiet)
     progress = Progress() if force else resume(session, quiet=quiet)
@@ -604,7 +709,7 @@ def run(config: Config, *, data_root=None, device=None, force: bool = False, qui
     progress = fit(session, progress, quiet=quiet, keep_checkpoints=keep_checkpoints, on_epoch_end=on_epoch_end)
     # Weights re-created for a run that already has a record keep that record: it describes the
     # run as first trained (the fine-tuning records name the sha256 of the weights they used).
-    kept = None if force else load_record(config)
+    kept = None if force else distributed.broadcast_object(load_record(config))
     record = finish(session, progress, save_weights=save_weights, write_record=kept is None,
                     keep_checkpoints=keep_checkpoints, setup_s=setup_s)
     return kept if kept is not None else record
@@ -617,7 +722,7 @@ def pretrained_weights(pretrain: Config, *, data_root=None, device=None, quiet: 
     artifact): they are trained again here, and the record is kept.
     """
     target = weights_path(pretrain)
-    if not target.is_file():
+    if distributed.broadcast_object(not target.is_file()):
         if not quiet:
             tqdm.write(f"pretraining {pretrain.run_id} (weights {paths.display_path(target)} missing)")
         run(pretrain, data_root=data_root, device=device, quiet=quiet, save_weights=True)

@@ -9,6 +9,7 @@ files a real-data run reads.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from .. import names
+from ..distributed import ShardSampler, ShuffleShardSampler, local_batch_size, rank_seed
 from ..paths import resolve_data_root
 from .cub import CUB200
 from .image_files import ImageFileDataset
@@ -176,26 +178,39 @@ def default_num_workers(dataset: Dataset, device: torch.device) -> int:
     return min(8, cores)
 
 
-def seed_worker(worker_id: int) -> None:
+def seed_worker(worker_id: int, rank: int = 0) -> None:
     """Seed Python's and NumPy's RNGs of a worker from its torch seed.
 
     DataLoader seeds a worker's torch RNG with ``base_seed + worker_id``, ``base_seed`` being
     drawn from the loader's generator when an iterator starts; seeding the other two from it
     makes augmentations drawn with any of the three a function of (generator state, worker id).
+    ``rank`` > 0 (one of several processes of a run, whose generators are seeded alike so that
+    they agree on the data order): the torch seed is first mixed with the rank
+    (:func:`kesl_utils.distributed.rank_seed`), so that ranks draw different augmentations.
     """
+    if rank:
+        torch.manual_seed(rank_seed(torch.initial_seed(), rank))
     worker_seed = torch.initial_seed() % 2**32
     np.random.seed(worker_seed)
     random.seed(worker_seed)
 
 
 def build_loader(dataset: Dataset, batch_size: int, *, train: bool, device, num_workers: Optional[int] = None,
-                 seed: int = 0) -> DataLoader:
+                 seed: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
     """A ``DataLoader`` for ``dataset`` on ``device``.
 
     Training loaders shuffle with a ``torch.Generator`` seeded with ``seed`` (exposed as
     ``loader.generator``; the trainer re-seeds it with ``epoch_seed(seed, epoch)`` before each
     epoch) and drop the last partial batch; test loaders keep order and every sample.
     ``pin_memory`` only for CUDA. ``num_workers=None``: :func:`default_num_workers`.
+
+    Several processes (``world_size`` > 1, this one ``rank``): ``batch_size`` is the global
+    batch and each process loads ``batch_size / world_size`` (which must divide it). Training:
+    :class:`~kesl_utils.distributed.ShuffleShardSampler` gives each rank its slice of every
+    global batch of the permutation that ``shuffle=True`` draws in one process, the same on
+    every rank, so the ranks of a step together load the batch one process loads. Test: each
+    rank reads its contiguous shard (:class:`~kesl_utils.distributed.ShardSampler`); the trainer
+    gathers the outputs in order.
 
     Worker seeding (exact resume). Training loaders have *non-persistent* workers: each epoch's
     iterator starts fresh workers whose torch seed is ``base_seed + worker_id``, ``base_seed``
@@ -215,15 +230,23 @@ def build_loader(dataset: Dataset, batch_size: int, *, train: bool, device, num_
     workers = default_num_workers(dataset, device) if num_workers is None else int(num_workers)
     if workers < 0:
         raise ValueError(f"num_workers must be ≥ 0, got {num_workers!r}")
+    local_batch = local_batch_size(int(batch_size), world_size)
     generator = torch.Generator().manual_seed(int(seed))
+    sampler = None  # one process: DataLoader's own RandomSampler / SequentialSampler
+    if world_size > 1 and train:
+        sampler = ShuffleShardSampler(len(dataset), int(batch_size), generator=generator, rank=rank, world=world_size)
+    elif world_size > 1:
+        sampler = ShardSampler(len(dataset), rank=rank, world=world_size)
+    init = seed_worker if rank == 0 else functools.partial(seed_worker, rank=rank)
     return DataLoader(
         dataset,
-        batch_size=int(batch_size),
-        shuffle=bool(train),
+        batch_size=local_batch,
+        shuffle=bool(train) if sampler is None else None,
+        sampler=sampler,
         drop_last=bool(train),
         num_workers=workers,
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0 and not train,
         generator=generator,
-        worker_init_fn=seed_worker if workers > 0 else None,
+        worker_init_fn=init if workers > 0 else None,
     )
