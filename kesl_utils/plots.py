@@ -28,50 +28,80 @@ def save_figure(fig: plt.Figure, name: str, profile: str = "quick") -> Path:
     return paths.atomic_write_bytes(paths.figures_dir(profile) / f"{name}.png", buffer.getvalue())
 
 
+NOT_LEARNED_STYLE = dict(color="#d9d9d9", hatch="///", edgecolor="#7f7f7f")
+
+
 def paper_vs_this_run(table: pd.DataFrame, labels: Iterable[str], *, title: str = "",
                       ax: plt.Axes | None = None) -> plt.Axes:
-    """Grouped bars: the paper's top-1 next to this run's mean ± std (error bar) for each row.
+    """Grouped bars: the paper's top-1 next to this run's mean (error bar: sample sd over seeds).
 
-    Rows without a "this run" value show only the paper bar.
+    ``table`` is :func:`kesl_utils.tables.build_table`'s frame. Rows without a "this run" value show
+    only the paper bar; a reference row (nearest class mean, no learning) shows only this run's bar,
+    outlined; an arm that stayed below 5 × chance (``learned`` false) is drawn grey and hatched and
+    annotated "did not learn", as its table cell is marked.
     """
     labels = list(labels)
     if ax is None:
         _, ax = plt.subplots(figsize=(max(5, 0.9 * len(labels) + 2), 3.6))
     x = np.arange(len(labels))
     ax.bar(x - 0.2, table["paper"], width=0.4, color=PAPER_COLOUR, label="paper")
-    ax.bar(x + 0.2, table["this_run"], width=0.4, color=RUN_COLOUR,
-           yerr=table["this_run_std"].fillna(0), capsize=3, label="this run (mean ± std over seeds)")
+    learned = table["learned"].astype(bool).to_numpy() if "learned" in table else np.ones(len(table), bool)
+    reference = (table["kind"] == "reference").to_numpy() if "kind" in table else np.zeros(len(table), bool)
+    ordinary = learned & ~reference
+    sd = table["this_run_sd"].fillna(0).to_numpy()
+    ax.bar(x[ordinary] + 0.2, table["this_run"].to_numpy()[ordinary], width=0.4, color=RUN_COLOUR,
+           yerr=sd[ordinary], capsize=3, label="this run (mean, error bar: sample sd over seeds)")
+    if reference.any():
+        ax.bar(x[reference] + 0.2, table["this_run"].to_numpy()[reference], width=0.4, facecolor="white",
+               edgecolor=RUN_COLOUR, linestyle="--", label="no learning: nearest class mean")
+    if (~learned).any():
+        values = table["this_run"].to_numpy()[~learned]
+        ax.bar(x[~learned] + 0.2, values, width=0.4, yerr=sd[~learned], capsize=3,
+               label="did not learn (< 5 × chance)", **NOT_LEARNED_STYLE)
+        for xi, value in zip(x[~learned], values):
+            ax.annotate("did not learn", (xi + 0.2, value), xytext=(0, 4), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=7, rotation=90, color="#555555")
     ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_ylabel("top-1 accuracy (%)")
     # From zero: the quick profile's accuracies are far below the paper's, and a cut axis would hide it.
     ax.set_ylim(0, 100)
-    ax.set_title(title, pad=24)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8, frameon=False)
+    ax.set_title(title, pad=30)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=7, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return ax
 
 
-def gains(gain_table: pd.DataFrame, *, title: str = "KESL − baseline",
+def gains(gain_table: pd.DataFrame, *, title: str = "paired differences (points of top-1)",
           ax: plt.Axes | None = None) -> plt.Axes:
-    """Horizontal bars of the KESL gain in points: paper vs this run (paired over seeds, ± std)."""
+    """Horizontal bars per comparison: the paper's difference, and this run's mean paired difference
+    with its 95 % confidence interval (t); a comparison whose arm did not learn is grey and hatched."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 0.6 * len(gain_table) + 1.4))
     y = np.arange(len(gain_table))
     ax.barh(y + 0.2, gain_table["paper"], height=0.4, color=PAPER_COLOUR, label="paper")
-    ax.barh(y - 0.2, gain_table["this_run"], height=0.4, color=RUN_COLOUR,
-            xerr=gain_table["this_run_std"].fillna(0), capsize=3, label="this run")
+    mean = gain_table["this_run"].to_numpy(float)
+    low = (mean - gain_table["ci_low"].to_numpy(float))
+    high = (gain_table["ci_high"].to_numpy(float) - mean)
+    errors = np.nan_to_num(np.vstack([low, high]))
+    learned = gain_table["learned"].astype(bool).to_numpy()
+    ax.barh(y[learned] - 0.2, mean[learned], height=0.4, color=RUN_COLOUR, xerr=errors[:, learned], capsize=3,
+            label="this run (mean, 95 % CI)")
+    if (~learned).any():
+        ax.barh(y[~learned] - 0.2, mean[~learned], height=0.4, xerr=errors[:, ~learned], capsize=3,
+                label="an arm did not learn", **NOT_LEARNED_STYLE)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, gain_table["comparison"])
-    ax.set_xlabel("top-1 difference (points)")
+    ax.invert_yaxis()
+    ax.set_xlabel("difference in top-1 (points)")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     ax.grid(axis="x", alpha=0.3)
     return ax
 
 
 def training_curves(histories: dict[str, list[list[dict]]], *, metric: str = "train_loss",
                     ax: plt.Axes | None = None) -> plt.Axes:
-    """One line per label (mean over its seeds) with a band of ± one std; x is the epoch.
+    """One line per label (mean over its seeds) with a band of ± one sample sd; x is the epoch.
 
     ``histories`` maps a label to the per-epoch history lists of its runs (one list per seed),
     as stored in the run records.
