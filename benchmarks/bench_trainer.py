@@ -29,6 +29,7 @@ from kesl_utils import train  # noqa: E402
 from kesl_utils.config import Config  # noqa: E402
 from kesl_utils.data import build_dataset, build_loader  # noqa: E402
 from kesl_utils.hierarchy import load_hierarchy  # noqa: E402
+from kesl_utils.losses import build_loss  # noqa: E402
 from kesl_utils.models import build_model  # noqa: E402
 
 
@@ -54,40 +55,43 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", type=int, default=8, help="batches per measured epoch")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--quiet-bar", action="store_true", help="trainer without its progress bar")
+    parser.add_argument("--backbone", default="resnet18", choices=("resnet18", "mobilenet_v2", "resnet50"))
+    parser.add_argument("--image-size", type=int, default=32)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cpu")
 
-    config = Config(dataset="cub", image_size=32, n_per_class=(args.batches * 128) // 200 + 1,
-                    batch_size=128, epochs=args.rounds + 1, loss="ce", lr=0.1)
+    config = Config(dataset="cub", image_size=args.image_size, n_per_class=(args.batches * 128) // 200 + 1,
+                    batch_size=128, epochs=args.rounds + 1, loss="ce", lr=0.1, backbone=args.backbone)
     hierarchy = load_hierarchy("cub")
     dataset = build_dataset("cub", "train", source="synthetic", hierarchy=hierarchy,
                             image_size=config.image_size, n_per_class=config.n_per_class, seed=0)
     loader = build_loader(dataset, config.batch_size, train=True, device=device, seed=0)
-    criterion = train.build_criterion(config, hierarchy.edge_distances())
+    criterion = build_loss(config.loss, hierarchy, **config.loss_params)
 
     torch.manual_seed(0)
-    trainer_model = build_model("resnet18", len(hierarchy.classes))
+    trainer_model = build_model(args.backbone, len(hierarchy.classes))
     torch.manual_seed(0)
-    bare_model = build_model("resnet18", len(hierarchy.classes))
+    bare_model = build_model(args.backbone, len(hierarchy.classes))
     optimizer = train.build_optimizer(config, trainer_model)
     scheduler = train.build_scheduler(config, optimizer, args.batches)
     bare_optimizer = torch.optim.SGD(bare_model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
 
     def trainer_round(epoch):
-        train._set_epoch_order(loader, 0, epoch)
+        train.set_epoch_order(loader, 0, epoch)
         stats = train.train_one_epoch(trainer_model, criterion, optimizer, loader, device,
                                       scheduler=scheduler, max_batches=args.batches,
                                       desc=f"trainer {epoch}", quiet=args.quiet_bar)
         return stats["images_per_s"]
 
     def bare_round(epoch):
-        train._set_epoch_order(loader, 0, epoch)
+        train.set_epoch_order(loader, 0, epoch)
         return bare_epoch(bare_model, bare_optimizer, loader, device, args.batches)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"loader workers {loader.num_workers}, {args.batches} batches x 128 at 32 px per round")
+          f"loader workers {loader.num_workers}, {args.backbone}, {args.batches} batches x 128 at "
+          f"{args.image_size} px per round")
     trainer_round(0), bare_round(0)  # warm-up (allocator, first-call overheads)
     trainer_rates, bare_rates = [], []
     for epoch in range(1, args.rounds + 1):

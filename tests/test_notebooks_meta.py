@@ -9,7 +9,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXPECTED = ["00_environment", "01_hierarchy_graphs", "02_soft_label_matrices", "03_cub_comparison",
-            "04_general_recognition", "05_label_smoothing", "06_hyperparameter_ablation", "07_backbone_ablation"]
+            "04_general_recognition", "05_label_smoothing", "06_hyperparameter_ablation", "07_backbone_ablation",
+            "08_hierarchy_aware_methods", "09_when_does_kesl_help", "10_your_own_hierarchy"]
 
 
 def _cells(path):
@@ -51,3 +52,22 @@ def test_notebook_shape(path):
     assert "profile_from_env(PROFILE)" in _source(code[1]), "the next cell lets $KESL_PROFILE override"
     for cell in code:
         assert not re.search(r"^\s*(class |def )", _source(cell), re.M), f"{path.name}: notebooks define no classes/functions"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_what_a_web_reader_sees(path):
+    """Published outputs: no stderr (progress bars, warnings), no widget state, no paths of the machine that
+    ran them, no error; markdown with no placeholder left."""
+    nb = json.loads(path.read_text())
+    assert "widgets" not in nb.get("metadata", {}), f"{path.name}: widget state in the notebook metadata"
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            assert "PENDING" not in _source(cell), f"{path.name}: a markdown cell still waits for its text"
+            continue
+        for output in cell.get("outputs", []):
+            assert output.get("name") != "stderr", f"{path.name}: stderr stored: {''.join(output.get('text', ''))[:80]}"
+            assert output.get("output_type") != "error", f"{path.name}: a stored error ({output.get('ename')})"
+            data = output.get("data", {})
+            assert "application/vnd.jupyter.widget-view+json" not in data, f"{path.name}: a widget output"
+            text = "".join(output.get("text", "")) + json.dumps(data)
+            assert "PosixPath(" not in text and str(ROOT) not in text, f"{path.name}: a machine path in an output"
