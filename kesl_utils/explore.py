@@ -33,6 +33,8 @@ import torch
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
+from scipy.optimize import brentq, minimize
+from scipy.special import expit, logit
 
 from . import names
 from .losses import KESLLoss
@@ -310,8 +312,6 @@ def optimal_true_class_probability(g_true, alpha: float = 1.0, beta: float = 0.1
     in u). β = 0 gives 1 (cross-entropy alone), α = 0 gives g_yy (the soft label itself).
     Returns float64 of the shape of ``g_true``.
     """
-    from scipy.optimize import brentq
-    from scipy.special import expit, logit
 
     alpha = names.check_weight(alpha, "alpha (α)")
     beta = names.check_weight(beta, "beta (β)")
@@ -340,7 +340,6 @@ def minimise_kesl_loss(g, targets=None, alpha: float = 1.0, beta: float = 0.1, k
     label's own logits ln g_y. ``targets``: class indices (default: every class).
     Returns the predictions softmax(s*) as float64 of shape (len(targets), n).
     """
-    from scipy.optimize import minimize
 
     g = _float64(g)
     n = g.shape[0]

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -189,7 +190,6 @@ def write(board: pd.DataFrame, *, profile: str, note: str = "") -> dict:
 def tradeoff(board: pd.DataFrame, dataset: str, ax=None):
     """Bertinetto et al.'s Figure 1: top-1 error against mistake severity (LCA), one point per method,
     error bars the 95 % intervals over seeds."""
-    import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4.5))

@@ -5,11 +5,14 @@ Plots read tables (:mod:`kesl_utils.tables`) and run histories; they compute not
 from __future__ import annotations
 
 import io
+import itertools
 from pathlib import Path
 from typing import Iterable
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.patches import Patch
 import pandas as pd
 
 from . import paths
@@ -159,9 +162,6 @@ def radial_dendrogram(hierarchy, group_depth: int, ax: plt.Axes, title: str, lab
     (shortest-path) parent; in a DAG the other hypernym edges are dashed red chords. Classes and edges
     are coloured by their ancestor at ``group_depth`` (e.g. 1 = order in the CUB taxonomy).
     """
-    from matplotlib.collections import LineCollection
-    from matplotlib.patches import Patch
-
     h = hierarchy
     polar = radial_layout(h)
 
@@ -171,7 +171,7 @@ def radial_dendrogram(hierarchy, group_depth: int, ax: plt.Axes, title: str, lab
     groups = sorted({h.path_from_root(c)[group_depth] for c in h.classes if h.depth(c) >= group_depth}, key=h.name)
     # Dark shades first; grey is kept for nodes above the colouring depth.
     palette = [c for c in plt.get_cmap("tab20").colors[0::2] + plt.get_cmap("tab20").colors[1::2] if len(set(c)) > 1]
-    colour_of = dict(zip(groups, palette))
+    colour_of = dict(zip(groups, itertools.cycle(palette)))  # more groups than shades: shades repeat
     segments, colours, extra = [], [], []
     for parent, child in h.graph.edges():
         (a_p, r_p), (a_c, r_c) = polar[parent], polar[child]

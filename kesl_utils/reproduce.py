@@ -24,10 +24,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import names, paths
+import nbformat
+
+from . import names, paths, tables
 from .executors import EXECUTOR_ENV, EXECUTORS, resolve_executor
 from .paper import TITLES
 from .records import git_commit, load_records
+from .table_specs import TABLES
 
 TABLE_ORDER = list(TITLES)
 
@@ -108,9 +111,12 @@ def write_results_readme(profile: str) -> Path:
     if profile != "paper":
         lines += ["> **Not a reproduction of the paper's numbers.** In the `" + profile + "` profile every dataset is a "
                   "synthetic stand-in (generated images whose classes follow the real CUB taxonomy or WordNet subnet), "
-                  "trained from scratch at low resolution for a few epochs. The \"this run\" columns measure what KESL "
-                  "does in that setting; the \"paper\" columns are the published numbers on the real datasets. "
-                  "Compare the *gains* (Ours − Baseline), not the absolute accuracies.", ""]
+                  "at a small budget stated above each table (read from its records). The \"this run\" columns "
+                  "measure what KESL does in that setting; the \"paper\" columns are the published numbers on the "
+                  "real datasets. Compare the *gains* (Ours − Baseline, paired by seed), not the absolute accuracies.",
+                  ""]
+    if records:
+        lines += where_the_time_goes(records) + what_this_run_can_show(profile, records)
     if summary.get("notebooks"):
         lines += ["Executed copies are in `notebooks/` next to this page (git-ignored); the committed "
                   "[`../notebooks/`](../notebooks/) hold the outputs of the run published with "
@@ -130,6 +136,55 @@ def write_results_readme(profile: str) -> Path:
     return paths.atomic_write_text(root / "README.md", "\n".join(lines))
 
 
+def where_the_time_goes(records) -> list[str]:
+    """Markdown lines: training time summed from the records per dataset × backbone × stage."""
+    groups: dict[tuple, list] = {}
+    for record in records:
+        config = record.config
+        stage = "fine-tune" if config.get("pretrain") else ("pretrain" if record.artifacts.get("weights") else "train")
+        groups.setdefault((config.get("dataset"), config.get("backbone"), stage), []).append(record.wall_time_s)
+    lines = ["## Where the time goes", "", "| dataset | backbone | stage | runs | minutes | minutes per run |",
+             "|---|---|---|---|---|---|"]
+    for (dataset, backbone, stage), times in sorted(groups.items(), key=lambda item: -sum(item[1])):
+        lines.append(f"| {dataset} | {backbone} | {stage} | {len(times)} | {sum(times) / 60:.1f} | "
+                     f"{sum(times) / 60 / len(times):.1f} |")
+    return lines + ["", "Summed from each record's `wall_time_s` (resumed segments included).", ""]
+
+
+def what_this_run_can_show(profile: str, records) -> list[str]:
+    """Markdown lines: what the paired intervals of this run can and cannot resolve, from its numbers."""
+    rows = []
+    for name in TABLE_ORDER:
+        if name in TABLES:
+            gain_table = tables.gains(name, records, profile=profile)
+            rows += [dict(row, table=name) for row in gain_table.to_dict("records")]
+    measured = [r for r in rows if r["n_seeds"] >= 2]
+    lines = ["## What this run can and cannot show", ""]
+    if not measured:
+        return lines + ["No comparison has two or more paired seeds yet: no interval, no verdict.", ""]
+    half = sorted((r["ci_high"] - r["ci_low"]) / 2 for r in measured)
+    detectable = [r for r in measured if (r["ci_high"] - r["ci_low"]) / 2 < abs(r["paper"])]
+    significant = [r for r in measured if r["ci_low"] > 0 or r["ci_high"] < 0]
+    seeds = sorted({int(r["n_seeds"]) for r in measured})
+    not_learned = [r for r in measured if not r["learned"]]
+    missing = [r for r in rows if r["n_seeds"] == 0]
+    lines += [
+        f"- {len(measured)} of {len(rows)} comparisons have paired seeds ({', '.join(map(str, seeds))} per "
+        f"comparison); {len(missing)} have no finished run.",
+        f"- Half-width of their 95 % intervals: median {half[len(half) // 2]:.1f} points, smallest {half[0]:.1f}, "
+        f"largest {half[-1]:.1f}. The paper's gains are {min(abs(r['paper']) for r in measured):.1f}–"
+        f"{max(abs(r['paper']) for r in measured):.1f} points in size, so only {len(detectable)} of these "
+        f"comparisons could have told an effect of the paper's size from zero.",
+        f"- {len(significant)} interval(s) exclude zero: "
+        + ("; ".join(f"{r['comparison']} ({r['table']}: {r['this_run']:+.1f} [{r['ci_low']:+.1f}, "
+                     f"{r['ci_high']:+.1f}], {r['verdict']})" for r in significant) or "none") + ".",
+        f"- {len(not_learned)} comparison(s) involve an arm below 5 × chance and measure nothing.",
+        "- It cannot show anything about real images, nor compare absolute accuracies with the paper; a single run's "
+        "difference is noise (runs are bit-exact on one machine, not across machines): only the seeds measure the "
+        "spread.", ""]
+    return lines
+
+
 def publish_notebooks(executed_dir: Path, target_dir: Path) -> list[Path]:
     """Copy executed notebooks over the committed ones, minus papermill's injected-parameters cell.
 
@@ -138,7 +193,6 @@ def publish_notebooks(executed_dir: Path, target_dir: Path) -> list[Path]:
     ``reproduce.json``), and the outputs below it are the run's own. Execution counts are closed up
     over the removed cell, so they read 1, 2, 3, … as in a top-to-bottom run in JupyterLab.
     """
-    import nbformat
 
     written = []
     for executed in sorted(executed_dir.glob("[0-9][0-9]_*.ipynb")):

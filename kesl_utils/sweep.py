@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -209,7 +210,6 @@ def write(table: pd.DataFrame, tested: pd.DataFrame, *, profile: str) -> dict:
 
 def heatmap(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=None):
     """Alignment × images per class, colour = the KESL − CE gain, each cell annotated with mean and 95 % interval."""
-    import matplotlib.pyplot as plt
 
     part = table[table["label_noise"] == noise]
     alignments = sorted(part["alignment"].unique())
@@ -244,7 +244,6 @@ def heatmap(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=No
 
 def lines(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=None):
     """The gain against images per class, one line per alignment, error bars the 95 % intervals."""
-    import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))

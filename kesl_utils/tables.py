@@ -221,6 +221,49 @@ def describe_gains(gain_table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+#: The quick protocol's criterion: the CE baseline beats the raw-pixel nearest class mean by this much.
+NCM_MARGIN = 5.0
+
+
+def protocol_checks(name: str, table: pd.DataFrame, *, profile: str) -> str:
+    """Markdown bullets: did this run meet the protocol's criteria? (computed, nothing hand-written)
+
+    For each dataset with a reference row: the cross-entropy baseline's (the profile's default backbone and
+    learning rate) margin over the raw-pixel
+    nearest class mean (criterion: at least :data:`NCM_MARGIN` points). Then the arms below
+    5 × chance, whose comparisons say nothing.
+    """
+    spec = table_spec(name)
+    lines = []
+    measured = table[(table["kind"] == "run") & table["this_run"].notna()]
+    if measured.empty:
+        return "- No run of this table is finished yet; nothing can be judged."
+    for reference in table[table["kind"] == "reference"].itertuples(index=False):
+        dataset = reference.key.split("/", 1)[1]
+        # the profile's own CE baseline of the dataset (default backbone and lr), else the table's first CE row
+        default = experiments.profile_config(profile, dataset).run_id
+        baselines = sorted((row for row in spec.rows if row.dataset == dataset and row.config(profile).loss == "ce"),
+                           key=lambda row: row.config(profile).run_id != default)
+        base = table[table["key"].isin([row.key for row in baselines[:1]])]
+        if base.empty or pd.isna(base["this_run"].iloc[0]) or pd.isna(reference.this_run):
+            continue
+        margin = base["this_run"].iloc[0] - reference.this_run
+        met = "met" if margin >= NCM_MARGIN else "**not met**"
+        lines.append(f"- {dataset}: the cross-entropy baseline scores {base['this_run'].iloc[0]:.1f} %, "
+                     f"{margin:+.1f} points against the nearest class mean on raw pixels "
+                     f"({reference.this_run:.1f} %); criterion ≥ {NCM_MARGIN:+.0f}: {met}.")
+    below = measured[~measured["learned"].astype(bool)]
+    if below.empty:
+        lines.append(f"- Every measured arm reaches {NOT_LEARNED_FACTOR:g} × chance "
+                     f"({len(measured)} of {len(measured)} rows).")
+    else:
+        label = spec.columns[0]
+        names_below = ", ".join(f"{row[label]} ({row['this_run']:.1f} %)" for _, row in below.iterrows())
+        lines.append(f"- {len(below)} of {len(measured)} measured arms stay below {NOT_LEARNED_FACTOR:g} × "
+                     f"chance: {names_below}; their comparisons measure nothing.")
+    return "\n".join(lines)
+
+
 # -- formatting and files ----------------------------------------------------------------------------
 def mean_sd(mean: float, sd: float, digits: int = 1) -> str:
     """``mean ± sd``; the mean alone without a spread, empty when nothing was measured."""

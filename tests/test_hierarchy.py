@@ -540,3 +540,20 @@ def test_load_cub_hierarchy_orders_by_class_id_and_pretty_names(tmp_path):
     with pytest.raises(HierarchyError, match=r"cub\.csv: .*row 1 \(line 2, class '001.A'\): "
                        "column 'family' is empty"):
         H.load_cub_hierarchy(csv)
+
+
+def test_radial_dendrogram_colours_more_groups_than_its_palette():
+    """25 top-level groups (the palette has 18 shades): every group gets a legend entry, shades repeat."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    table = pd.DataFrame({"group": [f"g{i:02d}" for i in range(25) for _ in range(2)],
+                          "class_name": [f"c{i:02d}_{j}" for i in range(25) for j in range(2)]})
+    h = Hierarchy.from_taxonomy(table, levels=["group", "class_name"])
+    fig, ax = plt.subplots()
+    plots.radial_dendrogram(h, 1, ax, "25 groups")
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [f"g{i:02d}" for i in range(25)]
+    colours = [tuple(p.get_facecolor()) for p in legend.get_patches()]
+    assert colours[0] == colours[18] and len(set(colours[:18])) == 18
+    plt.close(fig)

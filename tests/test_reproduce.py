@@ -50,3 +50,30 @@ def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path, mo
     assert "Not a reproduction of the paper's numbers" in text
     assert "### Table 1" in text and "figures/cub_comparison_quick.png" in text
     assert "| [03_cub_comparison.ipynb](notebooks/03_cub_comparison.ipynb) | 600 |" in text
+
+
+def test_results_readme_says_what_the_intervals_can_resolve(tmp_path, monkeypatch):
+    """The "can and cannot show" section is computed from the records: half-widths, significance, time."""
+    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path))
+    import numpy as np
+    from scipy import stats
+
+    from kesl_utils.records import RunRecord, save_record
+    from kesl_utils.table_specs import table_spec
+    spec = table_spec("cub_comparison")
+    base, ours = spec.row("baseline"), spec.row("ours")
+    gains = {0: 2.0, 1: 2.5, 2: 3.0}
+    for row, offset in ((base, 0.0), (ours, 1.0)):
+        for config in row.configs("quick"):
+            top1 = 40.0 + config.seed + (gains[config.seed] if offset else 0.0)
+            metrics = {"top1": top1, "top5": 90.0, "mistake_severity": 1.0, "hdist@1": 1.0, "hdist@5": 1.0,
+                       "ece": 0.1}
+            save_record(RunRecord(run_id=config.run_id, config=config.to_dict(), wall_time_s=60.0, device="cpu",
+                                  metrics=metrics))
+    text = reproduce.write_results_readme("quick").read_text()
+    half = stats.t.ppf(0.975, 2) * np.std([2.0, 2.5, 3.0], ddof=1) / np.sqrt(3)
+    assert "## What this run can and cannot show" in text
+    assert f"median {half:.1f} points, smallest {half:.1f}" in text
+    # the same six runs are Table 1's comparison, Table 4's "paper setting vs only CE" and Table 5's ResNet-18 row
+    assert "3 interval(s) exclude zero: " in text and "Ours − Baseline (CUB) (cub_comparison: +2.5 [" in text
+    assert "| cub | resnet18 | fine-tune | 6 | 6.0 | 1.0 |" in text

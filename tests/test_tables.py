@@ -192,3 +192,26 @@ def test_committed_quick_tables_are_rebuilt_from_the_records_by_run_id(monkeypat
         for column in ("this_run", "ci_low", "ci_high", "p_value", "n_seeds"):
             np.testing.assert_allclose(got_gains[column].to_numpy(float), expected_gains[column].to_numpy(float),
                                        rtol=1e-9, err_msg=f"{name}_gains.{column}")
+
+
+def test_protocol_checks_state_the_ncm_margin_and_the_arms_that_did_not_learn():
+    spec = table_spec("backbone_ablation")
+    recs = []
+    for row in spec.rows:
+        if not row.runs_here:
+            continue
+        # MobileNetV2 arms stay at 1 % (chance 0.5 %: below 5 x chance); the others learn.
+        top1 = 1.0 if row.config("quick").backbone == "mobilenet_v2" else 50.0 + (2.0 if "kesl" in row.key else 0.0)
+        recs += [record(config, top1) for config in row.configs("quick")]
+    table = tables.build_table("backbone_ablation", recs, profile="quick", references=False)
+    reference = {column: "" for column in spec.columns}
+    reference.update(key="ncm/cub", kind="reference", paper=math.nan, this_run=46.0, this_run_sd=1.0, n_seeds=3,
+                     chance=0.5, learned=True, run_ids="")
+    table = pd.concat([table, pd.DataFrame([reference])], ignore_index=True)
+    text = tables.protocol_checks("backbone_ablation", table, profile="quick")
+    baseline = table[table["this_run"].notna() & (table["kind"] == "run")]
+    # the margin is the profile's own CE baseline's (ResNet-18 in quick: 50.0 - 46.0), not MobileNetV2's
+    assert "+4.0 points against the nearest class mean on raw pixels (46.0 %); criterion ≥ +5: **not met**" in text
+    assert "2 of 6 measured arms stay below 5 × chance" in text and len(baseline) == 6
+    empty = tables.build_table("backbone_ablation", [], profile="quick", references=False)
+    assert tables.protocol_checks("backbone_ablation", empty, profile="quick").startswith("- No run")
