@@ -702,6 +702,9 @@ def run(config: Config, *, data_root=None, device=None, force: bool = False, qui
         if distributed.is_main():
             shutil.rmtree(checkpoint_dir(config), ignore_errors=True)
         distributed.barrier()
+    if config.pretrain is not None:
+        # A missing pretraining run is trained first, outside this run's clock: its own record has its time.
+        pretrained_weights(config.pretrain, data_root=data_root, device=device, quiet=quiet)
     start = time.perf_counter()
     session = setup(config, data_root=data_root, device=device, quiet=quiet)
     progress = Progress() if force else resume(session, quiet=quiet)

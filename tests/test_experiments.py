@@ -144,3 +144,15 @@ def test_run_all_counts_caches_and_isolates_failures(monkeypatch, capsys):
 def test_run_all_refuses_what_is_not_a_config():
     with pytest.raises(TypeError, match="run_all needs Config objects, got dict"):
         experiments.run_all([{"dataset": "cub"}], progress=False)
+
+
+def test_quick_budget_is_the_calibrated_one():
+    """CUB fine-tunes on 24 images/class for 6 epochs from a 40 x 5 pretraining; ResNet-50 warms up in both."""
+    cub = experiments.profile_config("quick", "cub")
+    assert (cub.n_per_class, cub.epochs, cub.image_size, cub.backbone_lr_mult, cub.warmup_epochs) == (24, 6, 32, 1.0, 0)
+    assert (cub.pretrain.dataset, cub.pretrain.n_per_class, cub.pretrain.epochs, cub.pretrain.seed) == \
+        ("small_imagenet", 40, 5, 100)
+    r50 = experiments.profile_config("quick", "cub", backbone="resnet50")
+    assert r50.warmup_epochs == 1 and r50.pretrain.warmup_epochs == 1
+    mini = experiments.profile_config("quick", "mini_imagenet")
+    assert (mini.n_per_class, mini.epochs, mini.pretrain) == (12, 10, None)

@@ -293,6 +293,24 @@ def test_fine_tuning_starts_from_the_pretraining_runs_weights(tiny):
     assert records.record_path(source.run_id, "custom").read_text() == before
 
 
+def test_a_fine_tuning_runs_time_excludes_its_pretraining(tiny, monkeypatch):
+    """Pretraining trained on the way is its own run with its own time, not part of the fine-tuning's."""
+    clock = {"offset": 0.0}
+    real_clock, real_pretrained = train.time.perf_counter, train.pretrained_weights
+
+    def slow_pretraining(pretrain, **kwargs):  # as if training the pretraining run had taken 1000 s
+        trains = not train.weights_path(pretrain).is_file()
+        path = real_pretrained(pretrain, **kwargs)
+        clock["offset"] += 1000.0 if trains else 0.0
+        return path
+
+    monkeypatch.setattr(train.time, "perf_counter", lambda: real_clock() + clock["offset"])
+    monkeypatch.setattr(train, "pretrained_weights", slow_pretraining)
+    source = tiny_config(loss="ce", dataset="small_imagenet", seed=101, epochs=1, eval_every=1)
+    record = train.run(tiny_config(pretrain=source), quiet=True, device="cpu")
+    assert clock["offset"] == 1000.0 and record.wall_time_s < 1000.0
+
+
 # -- a loss registered by the user ---------------------------------------------------------------------
 @pytest.fixture
 def toy_loss():
