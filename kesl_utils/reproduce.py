@@ -124,6 +124,12 @@ def write_results_readme(profile: str) -> Path:
         lines += ["| notebook | seconds |", "|---|---|"]
         lines += [f"| [{t['notebook']}](notebooks/{t['notebook']}) | {t['seconds']:.0f} |" for t in summary["notebooks"]]
         lines.append("")
+        ran = {t["notebook"] for t in summary["notebooks"]}
+        series = sorted(p.name for p in (paths.PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+        skipped = [name for name in series if name not in ran]
+        if skipped:
+            lines += [f"**Not run for this page:** {', '.join(skipped)}. Their committed copies carry no outputs, "
+                      "and the tables they would fill show only the rows whose runs are finished.", ""]
     tables = root / "tables"
     for name in TABLE_ORDER:
         md = tables / f"{name}.md"

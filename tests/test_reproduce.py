@@ -50,6 +50,8 @@ def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path, mo
     assert "Not a reproduction of the paper's numbers" in text
     assert "### Table 1" in text and "figures/cub_comparison_quick.png" in text
     assert "| [03_cub_comparison.ipynb](notebooks/03_cub_comparison.ipynb) | 600 |" in text
+    assert "**Not run for this page:** 00_environment.ipynb, 01_hierarchy_graphs.ipynb, 02_soft_label_matrices.ipynb, " \
+           "04_general_recognition.ipynb" in text
 
 
 def test_results_readme_says_what_the_intervals_can_resolve(tmp_path, monkeypatch):
