@@ -221,6 +221,17 @@ def describe_gains(gain_table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _datasets(spec: TableSpec, rows: pd.DataFrame) -> list:
+    by_key = {row.key: row.dataset for row in spec.rows}
+    return [by_key.get(key) for key in rows["key"]]
+
+
+def _row_detail(spec: TableSpec, row) -> str:
+    """The row's other display columns (lr, backbone, …), for naming it in a sentence."""
+    extra = [f"{column} {row[column]}" for column in spec.columns[1:] if str(row[column]) not in ("", "nan")]
+    return f" ({', '.join(extra)})" if extra else ""
+
+
 #: The quick protocol's criterion: the CE baseline beats the raw-pixel nearest class mean by this much.
 NCM_MARGIN = 5.0
 
@@ -252,12 +263,20 @@ def protocol_checks(name: str, table: pd.DataFrame, *, profile: str) -> str:
         lines.append(f"- {dataset}: the cross-entropy baseline scores {base['this_run'].iloc[0]:.1f} %, "
                      f"{margin:+.1f} points against the nearest class mean on raw pixels "
                      f"({reference.this_run:.1f} %); criterion ≥ {NCM_MARGIN:+.0f}: {met}.")
+    references = {row.key.split("/", 1)[1]: row.this_run for row in table[table["kind"] == "reference"].itertuples()}
+    label = spec.columns[0]
+    under_ncm = [f"{row[label]}{_row_detail(spec, row)} ({row['this_run']:.1f} % against {references[dataset]:.1f} %)"
+                 for (_, row), dataset in zip(measured.iterrows(), _datasets(spec, measured))
+                 if dataset in references and row["this_run"] < references[dataset]]
+    if under_ncm:
+        lines.append(f"- {len(under_ncm)} of {len(measured)} measured arms score below the nearest class mean of "
+                     f"their dataset: {'; '.join(under_ncm)}. They learned less, in this budget, than a classifier "
+                     "that learns nothing; a comparison involving them says more about the budget than the method.")
     below = measured[~measured["learned"].astype(bool)]
     if below.empty:
         lines.append(f"- Every measured arm reaches {NOT_LEARNED_FACTOR:g} × chance "
                      f"({len(measured)} of {len(measured)} rows).")
     else:
-        label = spec.columns[0]
         names_below = ", ".join(f"{row[label]} ({row['this_run']:.1f} %)" for _, row in below.iterrows())
         lines.append(f"- {len(below)} of {len(measured)} measured arms stay below {NOT_LEARNED_FACTOR:g} × "
                      f"chance: {names_below}; their comparisons measure nothing.")

@@ -213,5 +213,7 @@ def test_protocol_checks_state_the_ncm_margin_and_the_arms_that_did_not_learn():
     # the margin is the profile's own CE baseline's (ResNet-18 in quick: 50.0 - 46.0), not MobileNetV2's
     assert "+4.0 points against the nearest class mean on raw pixels (46.0 %); criterion ≥ +5: **not met**" in text
     assert "2 of 6 measured arms stay below 5 × chance" in text and len(baseline) == 6
+    assert "2 of 6 measured arms score below the nearest class mean of their dataset: MobileNetV2 (method Baseline) " \
+           "(1.0 % against 46.0 %); MobileNetV2 (method Ours) (1.0 % against 46.0 %)." in text
     empty = tables.build_table("backbone_ablation", [], profile="quick", references=False)
     assert tables.protocol_checks("backbone_ablation", empty, profile="quick").startswith("- No run")
