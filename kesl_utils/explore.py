@@ -39,7 +39,7 @@ from scipy.special import expit, logit
 from . import names
 from .losses import KESLLoss
 from .metrics import class_distance_matrix
-from .soft_labels import soft_label_matrix
+from .soft_labels import as_float64_matrix, soft_label_matrix
 
 __all__ = [
     "LAMBDA_RANGE",
@@ -282,22 +282,13 @@ def soft_label_explorer(hierarchy, class_index=0, lam: float = 0.5, T: float = 2
 
 
 # -- what the loss wants -----------------------------------------------------------------------------
-def _float64(g) -> np.ndarray:
-    if isinstance(g, torch.Tensor):
-        g = g.detach().cpu().double().numpy()
-    g = np.asarray(g, dtype=np.float64)
-    if g.ndim != 2 or g.shape[0] != g.shape[1]:
-        raise ValueError(f"g must be a square (n, n) soft-label matrix, got shape {g.shape}")
-    return g
-
-
 def reverse_kl_at_uniform(g) -> np.ndarray:
     """KL(u ‖ g_i) = −ln n − (1/n) Σ_j ln g_ij for each class i, in nats; shape (n,), float64.
 
     The paper's KL term KL(y′ ‖ g_y) of a network that predicts the uniform distribution y′ = u
     (an untrained one, roughly).
     """
-    g = _float64(g)
+    g = as_float64_matrix(g)
     n = g.shape[0]
     return -math.log(n) - np.log(g).mean(axis=1)
 
@@ -341,7 +332,7 @@ def minimise_kesl_loss(g, targets=None, alpha: float = 1.0, beta: float = 0.1, k
     Returns the predictions softmax(s*) as float64 of shape (len(targets), n).
     """
 
-    g = _float64(g)
+    g = as_float64_matrix(g)
     n = g.shape[0]
     targets = np.arange(n) if targets is None else np.asarray(targets, dtype=np.int64)
     criterion = KESLLoss(torch.from_numpy(g), alpha=alpha, beta=beta, kl=kl)

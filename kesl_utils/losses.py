@@ -264,9 +264,7 @@ class KESLLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         targets = check_logits_targets(logits, targets, self.num_classes)
-        compute_dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
-        # Autocast would run log_softmax/exp in bf16/fp16 on some backends; the loss is cheap,
-        # so it is always computed in (at least) float32.
+        compute_dtype = _compute_dtype(logits)
         with torch.autocast(device_type=logits.device.type, enabled=False):
             log_p = F.log_softmax(logits.to(compute_dtype), dim=1)
             loss = log_p.new_zeros(logits.shape[0])
@@ -346,6 +344,8 @@ def _check_decay(value) -> float:
 
 
 def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
+    """float64 for float64 logits, else float32: autocast would run log_softmax/exp in bf16/fp16 on some
+    backends, and the losses are cheap, so they are always computed in (at least) float32."""
     return torch.float64 if logits.dtype == torch.float64 else torch.float32
 
 

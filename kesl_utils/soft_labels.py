@@ -157,7 +157,8 @@ def soft_label_matrix(edge_distances, lam: float, T: float) -> torch.Tensor:
     return torch.from_numpy(g)
 
 
-def _as_float64_numpy(g) -> np.ndarray:
+def as_float64_matrix(g) -> np.ndarray:
+    """``g`` (a tensor or array) as a float64 numpy (n, n) matrix; a clear error for any other shape."""
     if isinstance(g, torch.Tensor):
         g = g.detach().cpu().double().numpy()
     g = np.asarray(g, dtype=np.float64)
@@ -172,7 +173,7 @@ def soft_label_entropy(g) -> np.ndarray:
     ``g`` is an (n, n) soft-label matrix (tensor or array). Returns a float64 array of shape (n,);
     0 for a one-hot row, ln n for a uniform one. 0 · ln 0 is taken as 0.
     """
-    g = _as_float64_numpy(g)
+    g = as_float64_matrix(g)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(g > 0, g * np.log(np.where(g > 0, g, 1.0)), 0.0)
     return -terms.sum(axis=1)
@@ -191,7 +192,7 @@ def mass_by_distance(g, edge_distances, upper_bounds: Sequence[int] = (0, 1, 3))
     Returns a dict ``{"d=0": …, "d=1": …, "d=2–3": …, "d>3": …}`` (float values, summing to 1),
     ready to be one row of a ``pandas.DataFrame``.
     """
-    g = _as_float64_numpy(g)
+    g = as_float64_matrix(g)
     e = check_edge_distances(edge_distances)
     if e.shape != g.shape:
         raise ValueError(f"g has shape {g.shape} but edge_distances has shape {e.shape}; they must match")
