@@ -221,11 +221,6 @@ def describe_gains(gain_table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _datasets(spec: TableSpec, rows: pd.DataFrame) -> list:
-    by_key = {row.key: row.dataset for row in spec.rows}
-    return [by_key.get(key) for key in rows["key"]]
-
-
 def _row_detail(spec: TableSpec, row) -> str:
     """The row's other display columns (lr, backbone, …), for naming it in a sentence."""
     extra = [f"{column} {row[column]}" for column in spec.columns[1:] if str(row[column]) not in ("", "nan")]
@@ -239,35 +234,37 @@ NCM_MARGIN = 5.0
 def protocol_checks(name: str, table: pd.DataFrame, *, profile: str) -> str:
     """Markdown bullets: did this run meet the protocol's criteria? (computed, nothing hand-written)
 
-    For each dataset with a reference row: the cross-entropy baseline's (the profile's default backbone and
-    learning rate) margin over the raw-pixel
-    nearest class mean (criterion: at least :data:`NCM_MARGIN` points). Then the arms below
-    5 × chance, whose comparisons say nothing.
+    For each dataset with a reference row: the margin of the cross-entropy baseline (the profile's
+    default backbone and learning rate) over the raw-pixel nearest class mean (criterion: at least
+    :data:`NCM_MARGIN` points). Then the arms below that reference, and the arms below 5 × chance,
+    whose comparisons say nothing.
     """
     spec = table_spec(name)
     lines = []
     measured = table[(table["kind"] == "run") & table["this_run"].notna()]
     if measured.empty:
         return "- No run of this table is finished yet; nothing can be judged."
-    for reference in table[table["kind"] == "reference"].itertuples(index=False):
-        dataset = reference.key.split("/", 1)[1]
+    references = {row.key.split("/", 1)[1]: row.this_run for row in table[table["kind"] == "reference"].itertuples()}
+    for dataset, reference in references.items():
         # the profile's own CE baseline of the dataset (default backbone and lr), else the table's first CE row
         default = experiments.profile_config(profile, dataset).run_id
-        baselines = sorted((row for row in spec.rows if row.dataset == dataset and row.config(profile).loss == "ce"),
-                           key=lambda row: row.config(profile).run_id != default)
-        base = table[table["key"].isin([row.key for row in baselines[:1]])]
-        if base.empty or pd.isna(base["this_run"].iloc[0]) or pd.isna(reference.this_run):
+        configs = {row.key: row.config(profile) for row in spec.rows if row.dataset == dataset}
+        baselines = sorted((key for key, config in configs.items() if config.loss == "ce"),
+                           key=lambda key: configs[key].run_id != default)
+        base = table[table["key"].isin(baselines[:1])]
+        if base.empty or pd.isna(base["this_run"].iloc[0]) or pd.isna(reference):
             continue
-        margin = base["this_run"].iloc[0] - reference.this_run
+        margin = base["this_run"].iloc[0] - reference
         met = "met" if margin >= NCM_MARGIN else "**not met**"
         lines.append(f"- {dataset}: the cross-entropy baseline scores {base['this_run'].iloc[0]:.1f} %, "
                      f"{margin:+.1f} points against the nearest class mean on raw pixels "
-                     f"({reference.this_run:.1f} %); criterion ≥ {NCM_MARGIN:+.0f}: {met}.")
-    references = {row.key.split("/", 1)[1]: row.this_run for row in table[table["kind"] == "reference"].itertuples()}
+                     f"({reference:.1f} %); criterion ≥ {NCM_MARGIN:+.0f}: {met}.")
     label = spec.columns[0]
-    under_ncm = [f"{row[label]}{_row_detail(spec, row)} ({row['this_run']:.1f} % against {references[dataset]:.1f} %)"
-                 for (_, row), dataset in zip(measured.iterrows(), _datasets(spec, measured))
-                 if dataset in references and row["this_run"] < references[dataset]]
+    dataset_of = {row.key: row.dataset for row in spec.rows}
+    under_ncm = [f"{row[label]}{_row_detail(spec, row)} ({row['this_run']:.1f} % against "
+                 f"{references[dataset_of[row['key']]]:.1f} %)"
+                 for _, row in measured.iterrows()
+                 if dataset_of[row["key"]] in references and row["this_run"] < references[dataset_of[row["key"]]]]
     if under_ncm:
         lines.append(f"- {len(under_ncm)} of {len(measured)} measured arms score below the nearest class mean of "
                      f"their dataset: {'; '.join(under_ncm)}. They learned less, in this budget, than a classifier "
