@@ -1,4 +1,4 @@
-"""Distances between the classes of a :class:`~kesl_utils.hierarchy.Hierarchy`.
+"""Distances between the classes of a class hierarchy (a :class:`~kesl_utils.hierarchy.Hierarchy`).
 
 * :func:`edge_distances` — e_ij, the number of edges on the shortest *undirected* path between
   classes i and j (Yuan et al., ICPR 2020, Sec. III-A). :mod:`kesl_utils.soft_labels` turns it
@@ -8,17 +8,42 @@
   severity of Bertinetto et al., "Making Better Mistakes", CVPR 2020.
 
 Both return an (n, n) integer matrix in label order (``hierarchy.classes``), symmetric, with a
-zero diagonal.
+zero diagonal. They read only what :class:`ClassGraph` names, so this module needs nothing from
+:mod:`kesl_utils.hierarchy`; a ``Hierarchy`` computes each matrix once and caches it.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import networkx as nx
 import numpy as np
 
-if TYPE_CHECKING:  # hierarchy.py imports this module
-    from .hierarchy import Hierarchy
+
+class ClassGraph(Protocol):
+    """What the distance functions read of a hierarchy (:class:`kesl_utils.hierarchy.Hierarchy`).
+
+    ``graph``: acyclic parent → child ``networkx.DiGraph`` with the single root ``root``;
+    ``classes``: class node ids in label order (``num_classes`` of them); ``depth(node)``: edges
+    on the shortest path from the root; ``children(node)``: all children, sorted;
+    ``canonical_children()``: children in a spanning tree of shortest root paths.
+    """
+
+    graph: nx.DiGraph
+    classes: list[str]
+    root: str
+
+    @property
+    def num_classes(self) -> int: ...
+
+    @property
+    def is_tree(self) -> bool: ...
+
+    def depth(self, node: str) -> int: ...
+
+    def children(self, node: str) -> list[str]: ...
+
+    def canonical_children(self) -> dict[str, list[str]]: ...
+
 
 # Rows of sources processed at once by the DAG breadth-first search; bounds its memory to
 # about _BFS_BLOCK × (2·edges) bytes.
@@ -30,7 +55,7 @@ def _smallest_int(largest: int) -> type:
 
 
 # ---------------------------------------------------------------------- e_ij
-def edge_distances(hierarchy: Hierarchy) -> np.ndarray:
+def edge_distances(hierarchy: ClassGraph) -> np.ndarray:
     """e_ij: edges on the shortest undirected path between classes i and j.
 
     Returns:
@@ -57,7 +82,7 @@ def edge_distances(hierarchy: Hierarchy) -> np.ndarray:
     return _bfs_lengths(hierarchy, hierarchy.classes, hierarchy.classes, dtype)
 
 
-def _spanning_tree_distances(hierarchy: Hierarchy, dtype, via: Sequence[str]) -> np.ndarray:
+def _spanning_tree_distances(hierarchy: ClassGraph, dtype, via: Sequence[str]) -> np.ndarray:
     e = _tree_distances(hierarchy, dtype, hierarchy.canonical_children().__getitem__)
     to_classes = _bfs_lengths(hierarchy, via, hierarchy.classes, dtype)  # (k, n): e_sj
     for a in to_classes:
@@ -65,7 +90,7 @@ def _spanning_tree_distances(hierarchy: Hierarchy, dtype, via: Sequence[str]) ->
     return e
 
 
-def _tree_distances(hierarchy: Hierarchy, dtype,
+def _tree_distances(hierarchy: ClassGraph, dtype,
                     children: Callable[[str], list[str]]) -> np.ndarray:
     # In a depth-first order the classes below any node form a contiguous range [lo, hi).
     # Every common ancestor of i and j other than the root contributes one block covering
@@ -101,7 +126,7 @@ def _tree_distances(hierarchy: Hierarchy, dtype,
     return e[np.ix_(position, position)]
 
 
-def _bfs_lengths(hierarchy: Hierarchy, sources: Sequence[str], targets: Sequence[str],
+def _bfs_lengths(hierarchy: ClassGraph, sources: Sequence[str], targets: Sequence[str],
                  dtype) -> np.ndarray:
     """Undirected shortest-path lengths, shape (len(sources), len(targets)).
 
@@ -147,7 +172,7 @@ def _bfs_lengths(hierarchy: Hierarchy, sources: Sequence[str], targets: Sequence
 
 
 # ---------------------------------------------------------------------- LCA heights
-def node_heights(hierarchy: Hierarchy) -> dict[str, int]:
+def node_heights(hierarchy: ClassGraph) -> dict[str, int]:
     """The height of every node with a class below it: the longest downward path to a class.
 
     Classes have height 0; the root has the largest height. Nodes with no class below them
@@ -165,7 +190,7 @@ def node_heights(hierarchy: Hierarchy) -> dict[str, int]:
     return height
 
 
-def lca_heights(hierarchy: Hierarchy) -> np.ndarray:
+def lca_heights(hierarchy: ClassGraph, heights: Mapping[str, int] | None = None) -> np.ndarray:
     """The height of the lowest common ancestor of classes i and j (Bertinetto et al., 2020).
 
     The height of a node is the length of the longest downward path from it to a class below
@@ -173,6 +198,10 @@ def lca_heights(hierarchy: Hierarchy) -> np.ndarray:
     ancestors; the one of least height counts. A class is its own ancestor, so the diagonal
     is 0. For the CUB taxonomy (root → order → family → genus → species): 1 for two species
     of one genus, 2 within a family, 3 within an order, 4 otherwise.
+
+    Args:
+        heights: :func:`node_heights` of ``hierarchy`` when already computed (a ``Hierarchy``
+            passes its cached ones); computed here otherwise.
 
     Returns:
         ``numpy.ndarray`` of shape (n, n), dtype ``int16`` (``int32`` above 16,000 levels),
@@ -183,7 +212,7 @@ def lca_heights(hierarchy: Hierarchy) -> np.ndarray:
     # (i, j) is the least height of a common ancestor. Cost: Σ_v |classes below v|².
     graph, root = hierarchy.graph, hierarchy.root
     index = {c: i for i, c in enumerate(hierarchy.classes)}
-    height = node_heights(hierarchy)
+    height = node_heights(hierarchy) if heights is None else heights
     below: dict[str, set[int]] = {}
     for node in reversed(list(nx.topological_sort(graph))):
         if node in index:

@@ -13,8 +13,8 @@ paper (Yuan et al., ICPR 2020, Sec. III-A) uses two kinds of graph:
 
 Which file and kind each dataset has is read from the registry :data:`kesl_utils.names.DATASETS`
 (:func:`load_hierarchy`). The distances between classes (e_ij, LCA heights) are computed in
-:mod:`kesl_utils.distances`; drawing is in :mod:`kesl_utils.plots`. Regenerate the shipped
-WordNet subnets with :func:`regenerate_wordnet_subnets`.
+:mod:`kesl_utils.distances` and cached per hierarchy; drawing is in :mod:`kesl_utils.plots`.
+Regenerate the shipped WordNet subnets with :func:`regenerate_wordnet_subnets`.
 """
 from __future__ import annotations
 
@@ -441,7 +441,8 @@ class Hierarchy:
 
     Attributes:
         graph: acyclic, single root; node attribute ``"name"`` = human-readable label
-            (optional). Treat as read-only: derived values are cached at construction.
+            (optional). Treat as read-only: derived values are cached (depths at
+            construction, the distance matrices on first use).
         classes: class node ids, ``classes[k]`` is label id k.
         root: the single node without a parent.
 
@@ -468,6 +469,7 @@ class Hierarchy:
         self._index = {c: i for i, c in enumerate(classes)}
         self._depth = nx.single_source_shortest_path_length(graph, root)
         self._is_tree = all(graph.in_degree(n) == 1 for n in graph if n != root)
+        self._cache: dict[str, object] = {}  # distances, computed on first use
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -653,13 +655,42 @@ class Hierarchy:
         return np.asarray(order, dtype=np.int64)
 
     # ------------------------------------------------------------------ distances
+    # Each is computed once per hierarchy (the graph is read-only) and handed out as a copy:
+    # callers pass these arrays to torch.as_tensor, which shares memory with its argument and
+    # warns on a read-only array, so a copy is what keeps the cached value safe for them.
+    def _cached(self, key: str, compute):
+        if key not in self._cache:
+            value = compute()
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False  # nothing in here may change the cached value
+            self._cache[key] = value
+        return self._cache[key]
+
     def edge_distances(self) -> np.ndarray:
-        """e_ij, shape (n, n): see :func:`kesl_utils.distances.edge_distances`."""
-        return distances.edge_distances(self)
+        """e_ij, shape (n, n): see :func:`kesl_utils.distances.edge_distances`.
+
+        Computed on the first call, then cached; every call returns a new writable copy.
+        """
+        return self._cached("edge_distances", lambda: distances.edge_distances(self)).copy()
+
+    def node_heights(self) -> dict[str, int]:
+        """Height of each node with a class below it: see :func:`kesl_utils.distances.node_heights`.
+
+        Computed on the first call, then cached; every call returns a new dict.
+        """
+        return dict(self._node_heights())
+
+    def _node_heights(self) -> dict[str, int]:
+        return self._cached("node_heights", lambda: distances.node_heights(self))
 
     def lca_heights(self) -> np.ndarray:
-        """LCA heights, shape (n, n): see :func:`kesl_utils.distances.lca_heights`."""
-        return distances.lca_heights(self)
+        """LCA heights, shape (n, n): see :func:`kesl_utils.distances.lca_heights`.
+
+        Computed on the first call (from the cached :meth:`node_heights`), then cached; every
+        call returns a new writable copy.
+        """
+        return self._cached("lca_heights", lambda: distances.lca_heights(
+            self, heights=self._node_heights())).copy()
 
     # ------------------------------------------------------------------ misc
     def __eq__(self, other) -> bool:

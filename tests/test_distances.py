@@ -4,7 +4,12 @@ test_shipped_hierarchies.py.
 """
 from __future__ import annotations
 
+import ast
 import itertools
+import subprocess
+import sys
+import warnings
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -178,3 +183,60 @@ def test_lca_heights_symmetric_zero_diagonal_bounded():
         off = lca[~np.eye(h.num_classes, dtype=bool)]
         assert (lca == lca.T).all() and (np.diag(lca) == 0).all()
         assert off.min() >= 1 and off.max() <= top
+
+
+# ---------------------------------------------------------------- caching and layering
+def test_distances_computed_once_per_hierarchy(monkeypatch):
+    calls = {"edge_distances": 0, "node_heights": 0, "lca_heights": 0}
+
+    def counting(name):
+        compute = getattr(D, name)
+
+        def counted(*args, **kwargs):
+            calls[name] += 1
+            return compute(*args, **kwargs)
+        return counted
+
+    for name in calls:
+        monkeypatch.setattr(D, name, counting(name))
+    h = t1()
+    for _ in range(3):
+        np.testing.assert_array_equal(h.edge_distances(), T1_E)
+        np.testing.assert_array_equal(h.lca_heights(), T1_LCA)
+        assert h.node_heights()["root"] == 3
+    # lca_heights reuses the cached node heights instead of computing its own.
+    assert calls == {"edge_distances": 1, "node_heights": 1, "lca_heights": 1}
+    t1().edge_distances()  # another hierarchy computes its own
+    assert calls["edge_distances"] == 2
+
+
+def test_cached_distances_are_handed_out_as_writable_copies():
+    h = d1()
+    e, lca, heights = h.edge_distances(), h.lca_heights(), h.node_heights()
+    assert e.flags.writeable and lca.flags.writeable and e is not h.edge_distances()
+    e[0, 1], lca[0, 1], heights["root"] = 99, 99, 99  # the caller's copies only
+    np.testing.assert_array_equal(h.edge_distances(), D1_E)
+    np.testing.assert_array_equal(h.lca_heights(), D1_LCA)
+    assert h.node_heights()["root"] == 3
+    # torch.as_tensor shares memory with a numpy array and warns on a read-only one: none here.
+    torch = pytest.importorskip("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.as_tensor(h.lca_heights()).tolist() == D1_LCA.tolist()
+
+
+def test_distances_module_does_not_import_the_hierarchy():
+    # One-way layers: distances reads a ClassGraph (graph, classes, depth, ...), the hierarchy
+    # imports distances, never the other way; the hierarchy imports none of the file layers.
+    code = ("import sys\n"
+            "import kesl_utils.distances\n"
+            "print(sorted(m for m in sys.modules if m.startswith('kesl_utils.')))\n"
+            "import kesl_utils.hierarchy\n"
+            "print(sorted(m for m in sys.modules if m.startswith('kesl_utils.')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(D.__file__).resolve().parent.parent, check=True)
+    after_distances, after_hierarchy = map(ast.literal_eval, done.stdout.splitlines())
+    assert after_distances == ["kesl_utils.distances"]  # so no kesl_utils.hierarchy
+    assert "kesl_utils.hierarchy" in after_hierarchy
+    assert not {"kesl_utils.hierarchy_files", "kesl_utils.wordnet_subnets",
+                "kesl_utils.wordnet"} & set(after_hierarchy)
