@@ -24,7 +24,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kesl_utils import distances  # noqa: E402
-from kesl_utils.hierarchy import Hierarchy, load_hierarchy  # noqa: E402
+from kesl_utils.hierarchy import Hierarchy  # noqa: E402
+from kesl_utils.hierarchy_files import load_hierarchy  # noqa: E402
 
 #: Roots of the synthetic WordNet subnet: mammal, bird, fish, reptile, amphibian, insect.
 ANIMAL_ROOTS = ("n01861778", "n01503061", "n02512053", "n01661091", "n01627424", "n02159955")

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from kesl_utils.data import SyntheticHierarchical
-from kesl_utils.hierarchy import load_hierarchy
+from kesl_utils.hierarchy_files import load_hierarchy
 
 
 def best_rate(fn, n_images: int, repeats: int) -> float:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kesl_utils import train  # noqa: E402
 from kesl_utils.config import Config  # noqa: E402
 from kesl_utils.data import build_dataset, build_loader  # noqa: E402
-from kesl_utils.hierarchy import load_hierarchy  # noqa: E402
+from kesl_utils.hierarchy_files import load_hierarchy  # noqa: E402
 from kesl_utils.losses import build_loss  # noqa: E402
 from kesl_utils.models import build_model  # noqa: E402
 

@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from kesl_utils.hierarchy import load_hierarchy
+    from kesl_utils.hierarchy_files import load_hierarchy
 
     hierarchy = load_hierarchy(args.dataset)
     extra = json.loads(args.gen)

@@ -19,7 +19,7 @@ from collections import defaultdict
 
 from kesl_utils import leaderboard, sweep, table_specs
 from kesl_utils.config import Config
-from kesl_utils.hierarchy import load_hierarchy
+from kesl_utils.hierarchy_files import load_hierarchy
 from kesl_utils.records import load_records
 
 

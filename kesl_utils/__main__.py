@@ -228,7 +228,7 @@ def _table(args) -> int:
 
 
 def _hierarchy(args, parser) -> int:
-    from .hierarchy import describe_regeneration, regenerate_wordnet_subnets
+    from .wordnet_subnets import describe_regeneration, regenerate_wordnet_subnets
 
     try:
         result = regenerate_wordnet_subnets(check=args.check, datasets=args.datasets or None)

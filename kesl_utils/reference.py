@@ -13,7 +13,7 @@ import torch
 
 from .config import Config
 from .data import build_dataset
-from .hierarchy import load_hierarchy
+from .hierarchy_files import load_hierarchy
 
 
 def _images_and_labels(dataset) -> tuple[torch.Tensor, torch.Tensor]:

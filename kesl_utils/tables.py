@@ -26,7 +26,7 @@ from scipy import stats
 
 from . import experiments, names, paths
 from .config import Config
-from .hierarchy import load_hierarchy
+from .hierarchy_files import load_hierarchy
 from .records import RunRecord, load_record
 from .reference import nearest_class_mean_top1
 from .table_specs import TableSpec, table_spec

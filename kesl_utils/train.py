@@ -66,7 +66,8 @@ from torch import nn
 from . import distributed, paths
 from .config import Config
 from .data import build_dataset, build_loader, data_fingerprint
-from .hierarchy import Hierarchy, load_hierarchy
+from .hierarchy import Hierarchy
+from .hierarchy_files import load_hierarchy
 from .losses import build_loss
 from .metrics import class_distance_matrix, summarize
 from .models import backbone_parameters, build_model, classifier_module, classifier_parameters

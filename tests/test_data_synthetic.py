@@ -252,7 +252,7 @@ def test_report_skipped_is_empty(tree):
 
 
 def test_shipped_cub_hierarchy_label_order():
-    hierarchy_module = pytest.importorskip("kesl_utils.hierarchy")
+    hierarchy_module = pytest.importorskip("kesl_utils.hierarchy_files")
     try:
         hierarchy = hierarchy_module.load_hierarchy("cub")
     except (FileNotFoundError, OSError) as error:  # pragma: no cover - while the CSV is authored

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kesl_utils import hierarchy as H
+from kesl_utils import hierarchy_files as F
 from kesl_utils import plots
 from kesl_utils.hierarchy import Hierarchy, HierarchyError
 
@@ -446,7 +446,7 @@ def test_taxonomy_levels_must_be_a_list(tmp_path):
                            "string 'class_name'"):
             Hierarchy.from_taxonomy(table, "class_name")
     with pytest.raises(TypeError, match="levels must be a list"):
-        H.load_taxonomy_hierarchy(csv, "class_name")
+        F.load_taxonomy_hierarchy(csv, "class_name")
     assert Hierarchy.from_taxonomy(TAXONOMY, ("class_name",)).num_classes == 5  # a tuple is fine
 
 
@@ -511,7 +511,7 @@ def test_load_hierarchy_unknown_dataset():
     # The registry's own check (kesl_utils.names.dataset_spec) lists the datasets.
     with pytest.raises(ValueError, match="dataset='imagenet' is not allowed; expected one of "
                        "'cub', 'mini_imagenet'"):
-        H.load_hierarchy("imagenet")
+        F.load_hierarchy("imagenet")
 
 
 def test_load_cub_hierarchy_orders_by_class_id_and_pretty_names(tmp_path):
@@ -520,7 +520,7 @@ def test_load_cub_hierarchy_orders_by_class_id_and_pretty_names(tmp_path):
                    "2,002.Laysan_Albatross,P,D,Ph,Ph im,\n"
                    "10,010.Red_winged_Blackbird,Pa,I,Ag,Ag ph,\n"
                    "1,001.Black_footed_Albatross,P,D,Ph,Ph ni,\n")
-    h = H.load_cub_hierarchy(csv)
+    h = F.load_cub_hierarchy(csv)
     assert h.classes == ["001.Black_footed_Albatross", "002.Laysan_Albatross",
                          "010.Red_winged_Blackbird"]
     assert h.class_names() == ["Black footed Albatross", "Laysan Albatross",
@@ -529,17 +529,17 @@ def test_load_cub_hierarchy_orders_by_class_id_and_pretty_names(tmp_path):
     csv.write_text("class_id,class_name,order,family,genus\nx,001.A,P,D,G\n")
     with pytest.raises(HierarchyError, match=r"cub\.csv: .*class_id is not an integer in row 1 "
                        r"\(line 2\)"):
-        H.load_cub_hierarchy(csv)
+        F.load_cub_hierarchy(csv)
     csv.write_text("class_id,class_name,order,family,genus\n1,001.A,P,D,G\n1,002.B,P,D,G\n")
     with pytest.raises(HierarchyError, match=r"cub\.csv: .*duplicate class_id values 1"):
-        H.load_cub_hierarchy(csv)
+        F.load_cub_hierarchy(csv)
     csv.write_text("class_name,order,family,genus\n001.A,P,D,G\n")
     with pytest.raises(HierarchyError, match=r"cub\.csv: .*no 'class_id' column"):
-        H.load_cub_hierarchy(csv)
+        F.load_cub_hierarchy(csv)
     csv.write_text("class_id,class_name,order,family,genus\n1,001.A,P,,G\n")
     with pytest.raises(HierarchyError, match=r"cub\.csv: .*row 1 \(line 2, class '001.A'\): "
                        "column 'family' is empty"):
-        H.load_cub_hierarchy(csv)
+        F.load_cub_hierarchy(csv)
 
 
 def test_radial_dendrogram_colours_more_groups_than_its_palette():

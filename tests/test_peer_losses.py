@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from kesl_utils.config import Config
-from kesl_utils.hierarchy import Hierarchy, load_hierarchy
+from kesl_utils.hierarchy import Hierarchy
+from kesl_utils.hierarchy_files import load_hierarchy
 from kesl_utils.losses import LOSSES, HXELoss, MBMLoss, build_loss, mbm_soft_labels
 
 # Balanced tree:  root ─┬─ A ─┬─ a1

@@ -13,9 +13,11 @@ import pandas as pd
 import pytest
 
 from kesl_utils import distances as D
-from kesl_utils import hierarchy as H
+from kesl_utils import hierarchy_files as F
 from kesl_utils import names, paths
 from kesl_utils import wordnet as W
+from kesl_utils import wordnet_subnets as S
+from kesl_utils.hierarchy import ROOT_WNID, Hierarchy
 
 DIR = paths.hierarchies_dir()
 WORDNET_DATASETS = [name for name, spec in names.DATASETS.items()
@@ -64,7 +66,7 @@ def test_cub_each_node_has_one_parent(cub_table):
 
 
 def test_cub_hierarchy_loads_as_tree_by_class_id(cub_table):
-    h = H.load_hierarchy("cub")
+    h = F.load_hierarchy("cub")
     assert h.is_tree and h.num_classes == 200
     assert h.classes == list(cub_table.sort_values("class_id", key=lambda s: s.astype(int))
                              ["class_name"])
@@ -86,7 +88,7 @@ def test_cub_hierarchy_loads_as_tree_by_class_id(cub_table):
 
 
 def test_cub_lca_heights_real_pairs():
-    h = H.load_hierarchy("cub")
+    h = F.load_hierarchy("cub")
     lca = h.lca_heights()
     pair = lambda a, b: lca[h.class_index(a), h.class_index(b)]  # noqa: E731
     assert pair("059.California_Gull", "062.Herring_Gull") == 1       # both Larus
@@ -103,7 +105,7 @@ def test_cub_lca_height_counts_follow_the_taxonomy(cub_table):
 
     n = len(cub_table)
     genus, family, order = (ordered_pairs_within(c) for c in ("genus", "family", "order"))
-    values, counts = np.unique(H.load_hierarchy("cub").lca_heights(), return_counts=True)
+    values, counts = np.unique(F.load_hierarchy("cub").lca_heights(), return_counts=True)
     assert dict(zip(values.tolist(), counts.tolist())) == {
         0: n, 1: genus, 2: family - genus, 3: order - family, 4: n * (n - 1) - order}
 
@@ -138,9 +140,9 @@ def test_wnids_resolve_and_names_are_lemmas(wn, dataset):
 # ---------------------------------------------------------------- derived JSON subnets
 @pytest.mark.parametrize("dataset", WORDNET_DATASETS)
 def test_subnet_json_loads_without_wordnet(dataset):
-    h = H.load_hierarchy(dataset)
+    h = F.load_hierarchy(dataset)
     table = pd.read_csv(DIR / names.DATASETS[dataset].class_list, dtype=str, keep_default_na=False)
-    assert h.classes == table["wnid"].tolist() and h.root == H.ROOT_WNID
+    assert h.classes == table["wnid"].tolist() and h.root == ROOT_WNID
     e = h.edge_distances()
     assert (e == e.T).all() and (np.diag(e) == 0).all()
     assert e[~np.eye(h.num_classes, dtype=bool)].min() >= 2
@@ -150,7 +152,7 @@ def test_subnet_json_loads_without_wordnet(dataset):
 
 @pytest.mark.parametrize("dataset", WORDNET_DATASETS)
 def test_subnet_lca_heights_bounded(dataset):
-    h = H.load_hierarchy(dataset)
+    h = F.load_hierarchy(dataset)
     lca = D.lca_heights(h)
     top = D.node_heights(h)[h.root]
     off = lca[~np.eye(h.num_classes, dtype=bool)]
@@ -162,11 +164,11 @@ def test_subnet_lca_heights_bounded(dataset):
 
 @pytest.mark.parametrize("dataset", WORDNET_DATASETS)
 def test_subnet_json_regenerates_exactly(wn, dataset):
-    hierarchy, comment = H.wordnet_subnet(dataset)
+    hierarchy, comment = S.wordnet_subnet(dataset)
     shipped = DIR / names.DATASETS[dataset].hierarchy_file
     assert hierarchy.to_json_text(comment) == shipped.read_text(encoding="utf-8"), \
         "run `python -m kesl_utils hierarchy regenerate`"
-    assert H.regenerate_wordnet_subnets(check=True, datasets=[dataset]) == {shipped: False}
+    assert S.regenerate_wordnet_subnets(check=True, datasets=[dataset]) == {shipped: False}
 
 
 def test_regenerate_writes_missing_files(wn, tmp_path, monkeypatch):
@@ -174,63 +176,63 @@ def test_regenerate_writes_missing_files(wn, tmp_path, monkeypatch):
              for d in WORDNET_DATASETS]
     for csv, _ in files:
         (tmp_path / csv).write_bytes((DIR / csv).read_bytes())
-    monkeypatch.setattr(H.paths, "hierarchies_dir", lambda: tmp_path)
-    result = H.regenerate_wordnet_subnets(check=True)
+    monkeypatch.setattr(paths, "hierarchies_dir", lambda: tmp_path)
+    result = S.regenerate_wordnet_subnets(check=True)
     assert result.check and all(result.values())  # nothing written yet
     assert not list(tmp_path.glob("*.json"))
-    lines = H.describe_regeneration(result)
+    lines = S.describe_regeneration(result)
     assert lines[0] == f"{tmp_path / 'mini_imagenet_wordnet.json'}: differs"
-    result = H.regenerate_wordnet_subnets()
+    result = S.regenerate_wordnet_subnets()
     assert not result.check and all(result.values())
     for _, json_name in files:
         assert (tmp_path / json_name).read_bytes() == (DIR / json_name).read_bytes()
-    assert H.describe_regeneration(result)[0].startswith(
+    assert S.describe_regeneration(result)[0].startswith(
         f"{tmp_path / 'mini_imagenet_wordnet.json'}: rewritten (Hierarchy(DAG, 100 classes")
-    result = H.regenerate_wordnet_subnets(check=True, datasets=["mini_imagenet"])
+    result = S.regenerate_wordnet_subnets(check=True, datasets=["mini_imagenet"])
     assert result == {tmp_path / "mini_imagenet_wordnet.json": False}
-    assert H.describe_regeneration(result)[0].startswith(
+    assert S.describe_regeneration(result)[0].startswith(
         f"{tmp_path / 'mini_imagenet_wordnet.json'}: up to date (Hierarchy(DAG, 100 classes")
 
 
 def test_regenerate_rejects_datasets_that_are_not_wordnet_subnets():
-    assert H.wordnet_datasets() == WORDNET_DATASETS == ["mini_imagenet", "small_imagenet"]
+    assert S.wordnet_datasets() == WORDNET_DATASETS == ["mini_imagenet", "small_imagenet"]
     for dataset in ("cub", "imagenet"):  # checked before WordNet is needed
         with pytest.raises(ValueError, match=f"dataset='{dataset}' is not allowed; expected one of "
                            "'mini_imagenet', 'small_imagenet'"):
-            H.regenerate_wordnet_subnets(check=True, datasets=["mini_imagenet", dataset])
+            S.regenerate_wordnet_subnets(check=True, datasets=["mini_imagenet", dataset])
 
 
 def test_describe_regeneration_lines_relative_to_the_repository(tmp_path):
     shipped = DIR / "mini_imagenet_wordnet.json"
-    elsewhere = H.load_hierarchy("mini_imagenet").to_json(tmp_path / "mini.json")
-    checked = H.Regeneration({shipped: False, tmp_path / "missing.json": True, elsewhere: True},
+    elsewhere = F.load_hierarchy("mini_imagenet").to_json(tmp_path / "mini.json")
+    checked = S.Regeneration({shipped: False, tmp_path / "missing.json": True, elsewhere: True},
                              check=True)
-    assert H.describe_regeneration(checked) == [
+    assert S.describe_regeneration(checked) == [
         "data/hierarchies/mini_imagenet_wordnet.json: up to date "
         "(Hierarchy(DAG, 100 classes, 331 nodes, root='n00001740'))",
         f"{tmp_path / 'missing.json'}: differs",
         f"{elsewhere}: differs",
     ]
-    written = H.Regeneration({shipped: True}, check=False)
-    assert H.describe_regeneration(written) == [
+    written = S.Regeneration({shipped: True}, check=False)
+    assert S.describe_regeneration(written) == [
         "data/hierarchies/mini_imagenet_wordnet.json: rewritten "
         "(Hierarchy(DAG, 100 classes, 331 nodes, root='n00001740'))"]
     # A plain {path: changed} dict with check given explicitly reads the same.
-    assert H.describe_regeneration({shipped: True}, check=True) == [
+    assert S.describe_regeneration({shipped: True}, check=True) == [
         "data/hierarchies/mini_imagenet_wordnet.json: differs"]
-    assert H.describe_regeneration(dict(written), check=False) == H.describe_regeneration(written)
+    assert S.describe_regeneration(dict(written), check=False) == S.describe_regeneration(written)
 
 
 # ---------------------------------------------------------------- the registry
 def test_load_hierarchy_reads_the_registry(monkeypatch):
     for name, spec in names.DATASETS.items():
-        h = H.load_hierarchy(name)
+        h = F.load_hierarchy(name)
         assert h.is_tree == (spec.hierarchy_kind == "taxonomy")
     # A new taxonomy dataset is one registry entry: file name, kind and levels come from it.
     spec = names.DatasetSpec("cifar100_test", "CIFAR-100", "cifar100_taxonomy.csv", "taxonomy",
                              "none", (), taxonomy_levels=("superclass", "class_name"))
     monkeypatch.setitem(names.DATASETS, spec.name, spec)
-    h = H.load_hierarchy(spec.name)
+    h = F.load_hierarchy(spec.name)
     assert h.num_classes == 100 and h.classes[:2] == ["apple", "aquarium_fish"]
     assert h.class_names()[1] == "aquarium fish"
 
@@ -275,7 +277,7 @@ def test_cifar100_twenty_superclasses_of_five(cifar_table):
 
 
 def test_cifar100_hierarchy_edge_distances(cifar_table):
-    h = H.Hierarchy.from_taxonomy(DIR / "cifar100_taxonomy.csv",
+    h = Hierarchy.from_taxonomy(DIR / "cifar100_taxonomy.csv",
                                   levels=["superclass", "class_name"])
     assert h.is_tree and h.classes == cifar_table["class_name"].tolist()
     assert h.levels_summary()["n_nodes"].tolist() == [1, 20, 100]
@@ -285,5 +287,5 @@ def test_cifar100_hierarchy_edge_distances(cifar_table):
     np.fill_diagonal(expected, 0)
     np.testing.assert_array_equal(h.edge_distances(), expected)
     np.testing.assert_array_equal(h.lca_heights(), expected // 2)
-    assert H.load_taxonomy_hierarchy(DIR / "cifar100_taxonomy.csv", ["superclass", "class_name"]) \
+    assert F.load_taxonomy_hierarchy(DIR / "cifar100_taxonomy.csv", ["superclass", "class_name"]) \
         .classes == h.classes

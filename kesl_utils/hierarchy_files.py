@@ -1,0 +1,101 @@
+"""The hierarchy files shipped in ``data/hierarchies/``, and the hierarchy a run uses.
+
+Which file and kind each dataset has is read from the registry :data:`kesl_utils.names.DATASETS`:
+
+* :func:`load_hierarchy` — the shipped hierarchy of a dataset: a taxonomy CSV with a
+  ``class_id`` column (:func:`load_taxonomy_hierarchy`; CUB-200-2011) or a WordNet subnet JSON
+  derived from a class list (:func:`read_class_wnids`; Mini- and Small-ImageNet).
+
+The text formats themselves (strict UTF-8 CSV, the hierarchy JSON) are read by
+:mod:`kesl_utils.hierarchy`, whose constructors accept paths; the derived WordNet subnets are
+rebuilt by :mod:`kesl_utils.wordnet_subnets`.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+from . import paths
+from .hierarchy import (Hierarchy, HierarchyError, _level_list, _quoted, _rows, _taxonomy_graph,
+                        read_csv_table)
+from .names import DATASETS, dataset_spec
+
+
+def shipped_hierarchy_path(dataset: str) -> Path:
+    """``data/hierarchies/<file>`` of ``dataset``'s registry entry (its ``hierarchy_file``)."""
+    return paths.hierarchies_dir() / dataset_spec(dataset).hierarchy_file
+
+
+def _pretty_class_name(class_name: str) -> str:
+    """``"001.Black_footed_Albatross"`` → ``"Black footed Albatross"``."""
+    return class_name.split(".", 1)[-1].replace("_", " ")
+
+
+def load_taxonomy_hierarchy(path: str | os.PathLike, levels: Sequence[str]) -> Hierarchy:
+    """A taxonomy CSV with a ``class_id`` column: classes ordered by ``class_id``.
+
+    Class nodes are named without number prefix and underscores
+    (``"001.Black_footed_Albatross"`` → ``"Black footed Albatross"``). Errors name the file's
+    rows and lines.
+    """
+    levels = _level_list(levels)
+    frame, lines = read_csv_table(path, "a taxonomy CSV with the columns "
+                                  + _quoted(["class_id", *levels]))
+    graph, file_order = _taxonomy_graph(frame, levels, "root", lines, str(path))
+    if "class_id" not in frame.columns:
+        raise HierarchyError(f"no 'class_id' column; columns are {_quoted(frame.columns)}",
+                             str(path))
+    ids: list[int | None] = []
+    for text in frame["class_id"]:
+        try:
+            ids.append(int(text.strip()))
+        except ValueError:
+            ids.append(None)
+    bad = [row for row, i in enumerate(ids) if i is None]
+    if bad:
+        raise HierarchyError(f"class_id is not an integer in {_rows(bad, lines)}", str(path))
+    repeated = [i for i, k in Counter(ids).items() if k > 1]
+    if repeated:
+        raise HierarchyError(f"duplicate class_id values {_quoted(repeated)}", str(path))
+    by_id = [c for _, c in sorted(zip(ids, file_order))]
+    hierarchy = Hierarchy(graph, by_id, "root", context=str(path))
+    for c in hierarchy.classes:
+        graph.nodes[c]["name"] = _pretty_class_name(c)
+    return hierarchy
+
+
+def load_cub_hierarchy(path: str | os.PathLike | None = None) -> Hierarchy:
+    """CUB-200-2011 taxonomy root → order → family → genus → class (``cub_taxonomy.csv``).
+
+    Classes are the ``class_name`` values (``"001.Black_footed_Albatross"``) ordered by
+    ``class_id`` (label id = class_id − 1 for the shipped file).
+    """
+    return load_taxonomy_hierarchy(path if path is not None else shipped_hierarchy_path("cub"),
+                                   DATASETS["cub"].taxonomy_levels)
+
+
+def load_hierarchy(dataset: str) -> Hierarchy:
+    """The shipped hierarchy of a dataset of :data:`kesl_utils.names.DATASETS`.
+
+    A ``"taxonomy"`` dataset reads its CSV (:func:`load_taxonomy_hierarchy` with the
+    registry's ``taxonomy_levels``), a ``"wordnet"`` dataset its derived JSON subnet. Read
+    from the file on every call: each call returns a new :class:`Hierarchy`.
+    """
+    spec = dataset_spec(dataset)
+    if spec.hierarchy_kind == "taxonomy":
+        return load_taxonomy_hierarchy(shipped_hierarchy_path(dataset), spec.taxonomy_levels)
+    if spec.hierarchy_kind == "wordnet":
+        return Hierarchy.from_json(shipped_hierarchy_path(dataset))
+    raise ValueError(f"dataset {dataset!r} has hierarchy_kind={spec.hierarchy_kind!r}; "
+                     "expected 'taxonomy' or 'wordnet'")
+
+
+def read_class_wnids(csv_path: str | os.PathLike) -> list[str]:
+    """The ``wnid`` column of a class list CSV, in file order."""
+    table, _ = read_csv_table(csv_path, "a class list CSV with a 'wnid' column")
+    if "wnid" not in table.columns:
+        raise HierarchyError(f"no 'wnid' column; columns are {_quoted(table.columns)}",
+                             str(csv_path))
+    return [w.strip() for w in table["wnid"]]
