@@ -4,7 +4,10 @@ Which file and kind each dataset has is read from the registry :data:`kesl_utils
 
 * :func:`load_hierarchy` — the shipped hierarchy of a dataset: a taxonomy CSV with a
   ``class_id`` column (:func:`load_taxonomy_hierarchy`; CUB-200-2011) or a WordNet subnet JSON
-  derived from a class list (:func:`read_class_wnids`; Mini- and Small-ImageNet).
+  derived from a class list (:func:`read_class_wnids`; Mini- and Small-ImageNet);
+* :func:`resolve_hierarchy` — the hierarchy of a ``(dataset, hierarchy_mode)``, the one place
+  that turns a :class:`~kesl_utils.config.Config`'s ``hierarchy_mode`` into a hierarchy: the
+  trainer and the nearest-class-mean reference both call it.
 
 The text formats themselves (strict UTF-8 CSV, the hierarchy JSON) are read by
 :mod:`kesl_utils.hierarchy`, whose constructors accept paths; the derived WordNet subnets are
@@ -20,7 +23,7 @@ from typing import Sequence
 from . import paths
 from .hierarchy import (Hierarchy, HierarchyError, _level_list, _quoted, _rows, _taxonomy_graph,
                         read_csv_table)
-from .names import DATASETS, dataset_spec
+from .names import DATASETS, HIERARCHY_MODES, check_choice, dataset_spec
 
 
 def shipped_hierarchy_path(dataset: str) -> Path:
@@ -90,6 +93,31 @@ def load_hierarchy(dataset: str) -> Hierarchy:
         return Hierarchy.from_json(shipped_hierarchy_path(dataset))
     raise ValueError(f"dataset {dataset!r} has hierarchy_kind={spec.hierarchy_kind!r}; "
                      "expected 'taxonomy' or 'wordnet'")
+
+
+def resolve_hierarchy(dataset: str, mode: str) -> Hierarchy:
+    """The class hierarchy of ``dataset`` in hierarchy ``mode`` (``Config.hierarchy_mode``).
+
+    ``"dag"``: the shipped hierarchy (:func:`load_hierarchy`). ``"tree"``: a tree over the same
+    classes in the same label order — the shipped hierarchy itself when it is a tree (every
+    taxonomy), else WordNet's first-hypernym tree built at run time
+    (:meth:`Hierarchy.from_wordnet` with ``mode="tree"``), which needs WordNet
+    (:class:`~kesl_utils.wordnet.WordNetUnavailable` names the ways to get it).
+
+    Raises:
+        ValueError: an unknown dataset or mode (naming the allowed ones), or ``"tree"`` for a
+            DAG that is not a WordNet subnet (no tree of it is defined).
+    """
+    check_choice("hierarchy_mode", mode, HIERARCHY_MODES)
+    hierarchy = load_hierarchy(dataset)
+    if mode == "dag" or hierarchy.is_tree:
+        return hierarchy
+    kind = dataset_spec(dataset).hierarchy_kind
+    if kind != "wordnet":
+        raise ValueError(f"hierarchy_mode='tree' for dataset {dataset!r}: its shipped "
+                         f"{kind} hierarchy is a DAG and only WordNet subnets have a tree mode; "
+                         "use hierarchy_mode='dag'")
+    return Hierarchy.from_wordnet(list(hierarchy.classes), mode="tree")
 
 
 def read_class_wnids(csv_path: str | os.PathLike) -> list[str]:

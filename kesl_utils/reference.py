@@ -13,7 +13,7 @@ import torch
 
 from .config import Config
 from .data import build_dataset
-from .hierarchy_files import load_hierarchy
+from .hierarchy_files import resolve_hierarchy
 
 
 def _images_and_labels(dataset) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,9 +25,9 @@ def _images_and_labels(dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @functools.lru_cache(maxsize=64)
-def _ncm(dataset: str, seed: int, n_per_class, n_test_per_class, image_size: int, alignment: float,
-         label_noise: float) -> float:
-    hierarchy = load_hierarchy(dataset)
+def _ncm(dataset: str, hierarchy_mode: str, seed: int, n_per_class, n_test_per_class, image_size: int,
+         alignment: float, label_noise: float) -> float:
+    hierarchy = resolve_hierarchy(dataset, hierarchy_mode)  # the run's own hierarchy, as the trainer's
     kwargs = dict(source="synthetic", hierarchy=hierarchy, image_size=image_size, seed=seed, alignment=alignment)
     train_images, train_labels = _images_and_labels(
         build_dataset(dataset, "train", n_per_class=n_per_class, label_noise=label_noise, **kwargs))
@@ -44,11 +44,11 @@ def _ncm(dataset: str, seed: int, n_per_class, n_test_per_class, image_size: int
 def nearest_class_mean_top1(config: Config) -> float:
     """Top-1 (%) of the raw-pixel nearest-class-mean classifier on ``config``'s own synthetic images.
 
-    The training and test images are exactly the run's (same dataset, seed, images per class,
-    size, alignment and label noise; no augmentation is involved for synthetic data).
+    The training and test images are exactly the run's (same dataset, hierarchy mode, seed, images per
+    class, size, alignment and label noise; no augmentation is involved for synthetic data).
     """
     if config.source != "synthetic":
         raise ValueError(f"{config.run_id}: the nearest-class-mean reference is computed on the synthetic "
                          "stand-ins only (on real images raw-pixel means say little and cost a full pass)")
-    return _ncm(config.dataset, config.seed, config.n_per_class, config.n_test_per_class, config.image_size,
-                config.alignment, config.label_noise)
+    return _ncm(config.dataset, config.hierarchy_mode, config.seed, config.n_per_class, config.n_test_per_class,
+                config.image_size, config.alignment, config.label_noise)

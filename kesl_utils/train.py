@@ -67,7 +67,7 @@ from . import distributed, paths
 from .config import Config
 from .data import build_dataset, build_loader, data_fingerprint
 from .hierarchy import Hierarchy
-from .hierarchy_files import load_hierarchy
+from .hierarchy_files import resolve_hierarchy
 from .losses import build_loss
 from .metrics import class_distance_matrix, summarize
 from .models import backbone_parameters, build_model, classifier_module, classifier_parameters
@@ -117,16 +117,9 @@ def autocast_dtype(device: torch.device, amp: bool) -> Optional[torch.dtype]:
 
 
 def load_run_hierarchy(config: Config) -> Hierarchy:
-    """The class hierarchy of ``config.dataset`` in ``config.hierarchy_mode``.
-
-    ``"dag"``: the shipped hierarchy. ``"tree"`` (WordNet datasets only): WordNet's tree over the
-    same classes, built at run time, which needs WordNet (``WordNetUnavailable`` names the ways to
-    get it).
-    """
-    hierarchy = load_hierarchy(config.dataset)
-    if config.hierarchy_mode == "tree" and not hierarchy.is_tree:
-        hierarchy = Hierarchy.from_wordnet(list(hierarchy.classes), mode="tree")
-    return hierarchy
+    """The class hierarchy of ``config.dataset`` in ``config.hierarchy_mode``: see
+    :func:`kesl_utils.hierarchy_files.resolve_hierarchy`."""
+    return resolve_hierarchy(config.dataset, config.hierarchy_mode)
 
 
 def with_data_fingerprint(config: Config, data_root=None) -> Config:

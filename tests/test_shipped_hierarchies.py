@@ -237,6 +237,65 @@ def test_load_hierarchy_reads_the_registry(monkeypatch):
     assert h.class_names()[1] == "aquarium fish"
 
 
+# ---------------------------------------------------------------- the resolver
+@pytest.mark.parametrize("dataset", list(names.DATASETS))
+def test_resolve_hierarchy_dag_is_the_shipped_hierarchy(dataset):
+    h = F.resolve_hierarchy(dataset, "dag")
+    assert h == F.load_hierarchy(dataset)
+    assert h.is_tree == (names.DATASETS[dataset].hierarchy_kind == "taxonomy")
+
+
+def test_resolve_hierarchy_taxonomy_is_the_same_in_either_mode():
+    tree, dag = F.resolve_hierarchy("cub", "tree"), F.resolve_hierarchy("cub", "dag")
+    assert tree == dag == F.load_hierarchy("cub") and tree.is_tree
+    assert tree.num_classes == 200 and tree.classes[0] == "001.Black_footed_Albatross"
+    np.testing.assert_array_equal(tree.edge_distances(), dag.edge_distances())
+
+
+def test_resolve_hierarchy_rejects_an_unknown_mode_or_dataset():
+    with pytest.raises(ValueError, match="hierarchy_mode='forest' is not allowed; expected one "
+                       "of 'dag', 'tree'"):
+        F.resolve_hierarchy("cub", "forest")
+    with pytest.raises(ValueError, match="dataset='imagenet' is not allowed"):
+        F.resolve_hierarchy("imagenet", "dag")
+
+
+def test_resolve_hierarchy_tree_of_a_wordnet_subnet(wn):
+    dag, tree = F.resolve_hierarchy("mini_imagenet", "dag"), F.resolve_hierarchy("mini_imagenet",
+                                                                                  "tree")
+    assert not dag.is_tree and tree.is_tree
+    assert tree.classes == dag.classes and tree.root == dag.root == ROOT_WNID
+    # The tree keeps one of each synset's hypernyms: a subgraph of the DAG, whose paths are
+    # never shorter than the DAG's, and some of them longer.
+    assert set(tree.graph.edges) < set(dag.graph.edges)
+    e_tree, e_dag = tree.edge_distances(), dag.edge_distances()
+    assert (e_tree >= e_dag).all() and (e_tree > e_dag).any()
+
+
+def test_training_and_the_ncm_reference_resolve_the_hierarchy_in_one_place(monkeypatch):
+    from kesl_utils import reference, train
+    from kesl_utils.config import Config
+
+    calls = []
+
+    class Resolved(Exception):
+        pass
+
+    def resolve(dataset, mode):
+        calls.append((dataset, mode))
+        raise Resolved
+
+    monkeypatch.setattr(train, "resolve_hierarchy", resolve)
+    monkeypatch.setattr(reference, "resolve_hierarchy", resolve)
+    config = Config(dataset="mini_imagenet", hierarchy_mode="tree", source="synthetic",
+                    n_per_class=2, n_test_per_class=1)
+    reference._ncm.cache_clear()
+    for caller in (train.load_run_hierarchy, reference.nearest_class_mean_top1):
+        with pytest.raises(Resolved):
+            caller(config)
+    assert calls == [("mini_imagenet", "tree")] * 2
+
+
 # ---------------------------------------------------------------- CIFAR-100
 CIFAR_SUPERCLASSES = {
     "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables",
