@@ -95,32 +95,44 @@ def read_csv_table(path: str | os.PathLike, expected: str = "a CSV file with a h
                    ) -> tuple[pd.DataFrame, list[int]]:
     """A CSV file as a ``DataFrame`` of strings, and the file line of each row.
 
-    Blank lines are skipped; a row shorter than the header is padded with empty cells.
+    Blank lines are skipped; a row shorter than the header is padded with empty cells. Every
+    row is one line of the file: a field may be quoted (``"Larus, gulls"``) but may not hold
+    a line break, so that a quote left open cannot swallow the rows after it into one cell.
 
     Raises:
         HierarchyError: naming the file, the line and ``expected``: a missing file, a
             directory, a binary or non-UTF-8 file, an empty file, duplicate column names, a
-            row with more fields than the header, malformed quoting.
+            row with more fields than the header, a quote not closed on the line where it
+            opens (named by that line), other malformed quoting (``"a"b``).
     """
     path = Path(path)
-    reader = csv.reader(io.StringIO(_read_text(path, expected), newline=""))
+    file_lines = io.StringIO(_read_text(path, expected), newline="").readlines()
+    reader = csv.reader(file_lines, strict=True)
     header, rows, lines = None, [], []
-    try:
-        for row in reader:
-            if not row:
-                continue
-            if header is None:
-                header, header_line = [c.strip() for c in row], reader.line_num
-            elif len(row) > len(header):
-                raise HierarchyError(f"line {reader.line_num}: {len(row)} fields, but the header "
-                                     f"(line {header_line}) has {len(header)} columns: "
-                                     f"{_quoted(header)}", str(path))
-            else:
-                rows.append(row + [""] * (len(header) - len(row)))
-                lines.append(reader.line_num)
-    except csv.Error as error:
-        raise HierarchyError(f"line {reader.line_num}: not valid CSV ({error}); expected "
-                             f"{expected}", str(path)) from None
+    while True:
+        first = reader.line_num + 1  # the line of the file this row starts on
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            if reader.line_num > first:
+                raise _open_quote(path, first, reader.line_num, file_lines, expected) from None
+            raise HierarchyError(f"line {reader.line_num}: not valid CSV ({error}); expected "
+                                 f"{expected}", str(path)) from None
+        if reader.line_num > first:
+            raise _open_quote(path, first, reader.line_num, file_lines, expected)
+        if not row:
+            continue
+        if header is None:
+            header, header_line = [c.strip() for c in row], first
+        elif len(row) > len(header):
+            raise HierarchyError(f"line {first}: {len(row)} fields, but the header "
+                                 f"(line {header_line}) has {len(header)} columns: "
+                                 f"{_quoted(header)}", str(path))
+        else:
+            rows.append(row + [""] * (len(header) - len(row)))
+            lines.append(first)
     if header is None:
         raise HierarchyError(f"the file is empty; expected {expected}", str(path))
     duplicates = [c for c, k in Counter(header).items() if k > 1]
@@ -128,6 +140,20 @@ def read_csv_table(path: str | os.PathLike, expected: str = "a CSV file with a h
         raise HierarchyError(f"line {header_line}: duplicate column names {_quoted(duplicates)}",
                              str(path))
     return pd.DataFrame(rows, columns=header, dtype=str), lines
+
+
+def _open_quote(path: Path, opened: int, last: int, file_lines: Sequence[str],
+                expected: str) -> HierarchyError:
+    """The error for a quoted field that runs from line ``opened`` over line ``last``."""
+    shown = file_lines[opened - 1].rstrip("\r\n")
+    shown = repr(shown if len(shown) <= 60 else shown[:57] + "...")
+    if last == len(file_lines):
+        runs = f"is never closed, so lines {opened}-{last} (the end of the file) would be read"
+    else:
+        runs = f"is closed only on line {last}, so lines {opened}-{last} would be read"
+    return HierarchyError(f"line {opened}: a quote opened on this line ({shown}) {runs} as one "
+                          f"field; expected {expected}, one row per line (close the quote on "
+                          f"line {opened}, or remove it)", str(path))
 
 
 # ---------------------------------------------------------------------- validation

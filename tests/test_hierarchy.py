@@ -424,6 +424,46 @@ def test_taxonomy_csv_directory_and_duplicate_columns(tmp_path):
         Hierarchy.from_taxonomy(csv, LEVELS)
 
 
+def test_taxonomy_csv_unterminated_quote_names_the_line_where_it_opened(tmp_path):
+    # Issue 23: read leniently, the quote on line 3 swallows lines 4-5 into one class name
+    # ('c2\nO1,F1,G1,c3\nO2,F2,G2,c4\n') and the file loads with 2 classes instead of 4.
+    csv = tmp_path / "quote.csv"
+    csv.write_text(CSV_HEADER + 'O1,F1,G1,c1\nO1,F1,G1,"c2\nO1,F1,G1,c3\nO2,F2,G2,c4\n')
+    with pytest.raises(HierarchyError) as info:
+        Hierarchy.from_taxonomy(csv, LEVELS)
+    assert info.value.problems == [
+        "line 3: a quote opened on this line ('O1,F1,G1,\"c2') is never closed, so lines 3-5 "
+        "(the end of the file) would be read as one field; expected a taxonomy CSV with the "
+        "columns 'order', 'family', 'genus', 'class_name', one row per line (close the quote on "
+        "line 3, or remove it)"]
+    assert str(info.value).startswith(f"{csv}: invalid hierarchy: line 3: a quote opened")
+    # The same file through the registry's loader names the same file and line.
+    with pytest.raises(HierarchyError, match=r"quote\.csv: invalid hierarchy: line 3: a quote "
+                       "opened on this line .* is never closed"):
+        F.load_taxonomy_hierarchy(csv, LEVELS)
+
+
+def test_taxonomy_csv_quote_closed_on_a_later_line_is_an_error(tmp_path):
+    csv = tmp_path / "quote.csv"
+    csv.write_text(CSV_HEADER + '\nO1,F1,G1,"c1\nO1,F1,G1,c2"\nO2,F2,G2,c3\n')
+    with pytest.raises(HierarchyError, match=r"line 3: a quote opened on this line "
+                       r"\('O1,F1,G1,\"c1'\) is closed only on line 4, so lines 3-4 would be "
+                       "read as one field; expected a taxonomy CSV"):
+        Hierarchy.from_taxonomy(csv, LEVELS)
+    csv.write_text(CSV_HEADER + 'O1,F1,G1,"c1"x\n')  # text after a closing quote
+    with pytest.raises(HierarchyError, match=r"line 2: not valid CSV \(',' expected after '\"'\); "
+                       "expected a taxonomy CSV"):
+        Hierarchy.from_taxonomy(csv, LEVELS)
+
+
+def test_taxonomy_csv_quoted_fields_on_one_line_are_read(tmp_path):
+    csv = tmp_path / "quote.csv"
+    csv.write_text(CSV_HEADER + 'O1,F1,"Larus, gulls","c ""1"""\r\nO1,F1,G2,c2\r\n')
+    h = Hierarchy.from_taxonomy(csv, LEVELS)
+    assert h.classes == ['c "1"', "c2"]
+    assert h.name("genus:Larus, gulls") == "Larus, gulls"
+
+
 def test_taxonomy_csv_lines_count_blank_lines_bom_and_short_rows(tmp_path):
     csv = tmp_path / "t.csv"
     # A byte order mark, a blank line and a row without its trailing comment field: all accepted;
