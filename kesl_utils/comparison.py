@@ -208,6 +208,10 @@ def reading(interval: tuple[float, float], n: int, *, paper: Optional[float] = N
     return Reading("inconclusive" if inside else f"ruled_out_{word}")
 
 
+#: An arm whose mean top-1 stays below this multiple of chance (100 / number of classes) has not learned
+#: in the budget. On real images, where no raw-pixel reference is computed, it is the no-learning floor.
+NOT_LEARNED_FACTOR = 5.0
+
 STATISTICS_NOTE = ("± is the sample standard deviation over seeds (n − 1). A gain is paired by seed; its 95 % "
                    "confidence interval uses the t distribution with n − 1 degrees of freedom, and p is the "
                    "two-sided paired t-test. The reading compares the interval with 0 and with the paper's gain; "

@@ -174,3 +174,61 @@ def test_the_fixture_references_are_the_ncm_of_the_fixture_configs():
     stored = {p.stem.split("-")[-1] for p in (FIXTURE / "references").glob("ncm-*.json")}
     assert keys == stored
     assert all(ncm.load(r["config"], FIXTURE) is not None for r in records)
+
+
+# -- the one writer ----------------------------------------------------------------------------------------
+def test_the_writer_writes_numbers_page_and_latex(tmp_path):
+    numbers = pd.DataFrame({"comparison": ["B − A"], "this_run": [1.5], "ci_low": [0.2], "ci_high": [2.8]})
+    shown = pd.DataFrame({"comparison": ["B − A"], "95 % CI": [comparison.interval_text(0.2, 2.8)]})
+    written = comparison.write_study(
+        tmp_path / "tables", "probe", profile="smoke", title="A probe — profile `smoke`",
+        numbers={"": numbers, "gains": numbers.assign(extra=1)},
+        blocks=["a note", comparison.DisplayTable(shown, label="tab:probe"),
+                comparison.DisplayTable(shown, heading="Only on the page"), "", "the end"])
+    assert written == {"csv": tmp_path / "tables" / "probe.csv", "gains_csv": tmp_path / "tables" / "probe_gains.csv",
+                       "md": tmp_path / "tables" / "probe.md", "tex": tmp_path / "tables" / "probe.tex"}
+    back = pd.read_csv(written["csv"])
+    assert list(back.columns) == ["comparison", "this_run", "ci_low", "ci_high", "profile"]
+    assert back.loc[0, "profile"] == "smoke" and back.loc[0, "this_run"] == 1.5
+    assert pd.read_csv(written["gains_csv"]).loc[0, "extra"] == 1
+    md = written["md"].read_text()
+    assert md.startswith("### A probe — profile `smoke`\n\na note\n\n| comparison | 95 % CI |\n|---|---|\n"
+                         "| B − A | [+0.2, +2.8] |\n")
+    assert "**Only on the page**" in md and md.endswith("the end\n")
+    tex = written["tex"].read_text()
+    assert tex.count("\\begin{tabular}") == 1 and "\\label{tab:probe}" in tex and "A probe — profile smoke" in tex
+    assert not list((tmp_path / "tables").glob("*.tmp"))
+
+
+def test_every_study_writes_through_the_one_writer(tmp_path, monkeypatch):
+    """tables, sweep, leaderboard and tutorial: each study's files come from comparison.write_study."""
+    from kesl_utils import leaderboard, sweep, tables, tutorial
+
+    calls = []
+    monkeypatch.setattr(comparison, "write_study", lambda folder, name, **kwargs: calls.append(name) or {})
+    folder = tmp_path / "tables"
+    tables.write_table("cub_comparison", tables.build_table("cub_comparison", [], profile="smoke"),
+                       tables.gains("cub_comparison", [], profile="smoke"), profile="smoke", folder=folder)
+    sweep.write(sweep.gains([], "smoke"), sweep.hypotheses([], "smoke"), profile="smoke", folder=folder)
+    leaderboard.write(leaderboard.build([], "smoke", datasets=("cub",)), profile="smoke", folder=folder)
+    rows = pd.DataFrame([{"method": m, "seed": s, "top1": 40.0 + s, "mistake_severity": 2.0,
+                          "superclass_accuracy": 50.0} for m in ("CE", "KESL") for s in (0, 1)])
+    tutorial.write_table(tutorial.comparison_table(rows), profile="smoke", folder=folder)
+    assert calls == ["cub_comparison", "when_kesl_helps", "leaderboard", tutorial.TABLE_NAME]
+    assert not folder.exists()
+
+
+def test_the_studies_import_their_statistics_only_from_comparison():
+    import ast
+
+    root = Path(comparison.__file__).parent
+    statistics = {"summary", "paired_stats", "reading", "READINGS", "mean_sd", "to_markdown", "interval_text",
+                  "STATISTICS_NOTE", "Arm", "Paired", "write_study"}
+    for module in ("tables", "sweep", "leaderboard", "tutorial", "prose"):
+        tree = ast.parse((root / f"{module}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module not in ("comparison", None):
+                assert not statistics & {alias.name for alias in node.names}, (module, node.module)
+            if isinstance(node, ast.FunctionDef):
+                assert node.name not in statistics, f"{module}.{node.name} redefines a statistic"
+
