@@ -232,3 +232,38 @@ def test_the_studies_import_their_statistics_only_from_comparison():
             if isinstance(node, ast.FunctionDef):
                 assert node.name not in statistics, f"{module}.{node.name} redefines a statistic"
 
+
+# -- the forest plot --------------------------------------------------------------------------------------------
+def test_forest_plot_draws_intervals_paper_marks_and_flags_not_informative():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from kesl_utils import plots
+
+    gain_table = pd.DataFrame({
+        "comparison": ["CUB", "LS at lr 0.01", "one seed", "not run"],
+        "paper": [1.3, 0.9, 0.5, 2.6],
+        "this_run": [-0.08, 1.22, 0.4, math.nan],
+        "ci_low": [-0.79, 0.71, math.nan, math.nan],
+        "ci_high": [0.62, 1.72, math.nan, math.nan],
+        "reading": ["ruled_out_gain", "not_informative", "single", "missing"],
+    })
+    fig, ax = plt.subplots()
+    plots.forest(gain_table, ax=ax)
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(gain_table["comparison"])
+    # this run's informative rows: one error bar container, its dots at the means of rows 0 and 2
+    (bars,) = ax.containers
+    assert list(bars.lines[0].get_xdata()) == [-0.08, 0.4] and list(bars.lines[0].get_ydata()) == [0, 2]
+    paper = [line for line in ax.lines if line.get_marker() == "D"]
+    assert len(paper) == 1 and list(paper[0].get_xdata()) == [1.3, 0.9, 0.5, 2.6]
+    assert any(line.get_xdata()[0] == 0 for line in ax.lines if line.get_linestyle() == "-"
+               and len(line.get_xdata()) == 2)  # the zero line
+    hatched = [p for p in ax.patches if p.get_hatch() == "///"]
+    assert len(hatched) == 1 and hatched[0].get_x() == pytest.approx(0.71)
+    assert hatched[0].get_width() == pytest.approx(1.01)
+    hollow = [line for line in ax.lines if line.get_marker() == "o" and line.get_markerfacecolor() == "white"]
+    assert len(hollow) == 1 and list(hollow[0].get_ydata()) == [1]
+    assert [t.get_text() for t in ax.texts] == ["not informative", "not measured"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "paper's gain" in legend and any(t.startswith("not informative") for t in legend)
+    plt.close(fig)
