@@ -268,7 +268,8 @@ def heatmap(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=No
 
 
 def lines(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=None):
-    """The gain against images per class, one line per alignment, error bars the 95 % intervals."""
+    """The gain against images per class, one line per alignment, error bars the 95 % intervals; a point whose
+    reading is "not informative" is drawn hollow and grey."""
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
@@ -279,6 +280,11 @@ def lines(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=None
         errors = np.nan_to_num(np.vstack([mean - group[f"gain_{metric}_low"].to_numpy(float),
                                           group[f"gain_{metric}_high"].to_numpy(float) - mean]))
         ax.errorbar(group["n_per_class"], mean, yerr=errors, marker="o", capsize=3, label=f"alignment {alignment:g}")
+        flagged = (group[f"{metric}_reading"] == "not_informative").to_numpy()
+        if flagged.any():  # flagged as their table cells are: grey, hollow
+            ax.plot(group["n_per_class"].to_numpy()[flagged], mean[flagged], "o", mfc="white", mec="#7f7f7f", ms=8,
+                    zorder=5, label="not informative" if "not informative" not in ax.get_legend_handles_labels()[1]
+                    else None)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted(part["n_per_class"].unique()), [str(n) for n in sorted(part["n_per_class"].unique())])

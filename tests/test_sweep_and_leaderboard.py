@@ -55,6 +55,15 @@ def test_sweep_gains_are_paired_by_seed():
     low = sweep.gains(records, "smoke", seeds=SEEDS, references=references(sweep.all_configs("smoke", seeds=SEEDS),
                                                                            51.5))
     assert set(low["top1_reading"]) == {"not_informative"} and set(low["severity_reading"]) == {"not_informative"}
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (left, right) = plt.subplots(1, 2)
+    sweep.heatmap(low, "top1", 0.0, ax=right)  # the figure flags what the table flags
+    assert len([p for p in right.patches if p.get_hatch() == "///"]) == 4
+    sweep.lines(low, "severity", 0.0, ax=left)
+    assert "not informative" in left.get_legend_handles_labels()[1]
+    plt.close(fig)
     assert set(sweep.gains(records, "smoke", seeds=SEEDS)["top1_reading"]) == {"reference_missing"}
 
 
