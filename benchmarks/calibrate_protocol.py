@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kesl_utils import train  # noqa: E402
 from kesl_utils.config import Config, split_overrides  # noqa: E402
 from kesl_utils.records import load_record  # noqa: E402
-from kesl_utils.reference import nearest_class_mean_top1  # noqa: E402
+from kesl_utils import ncm  # noqa: E402
 
 BASE = dict(dataset="cub", source="synthetic", image_size=32, backbone="resnet18", loss="ce", lr=0.1,
             backbone_lr_mult=1.0, weight_decay=5e-4, schedule="cosine", batch_size=128, n_test_per_class=10,
@@ -64,10 +64,10 @@ def main() -> None:
         record = load_record(config) or train.run(config, quiet=True, device="cpu")
         images = sum(h["train_images"] for h in record.history)
         curve = " ".join(f"{h['train_top1']:.0f}" for h in record.history)
-        ncm = nearest_class_mean_top1(config)
+        ncm_top1 = ncm.compute(config)
         shown = {k: v for k, v in entry.items()}
-        print(f"| {start} | {json.dumps(shown)} | {images} | {curve} | {record.metrics['top1']:.2f} | {ncm:.2f} | "
-              f"{record.metrics['top1'] - ncm:+.2f} |", flush=True)
+        print(f"| {start} | {json.dumps(shown)} | {images} | {curve} | {record.metrics['top1']:.2f} | {ncm_top1:.2f} | "
+              f"{record.metrics['top1'] - ncm_top1:+.2f} |", flush=True)
         if config.pretrain is not None:
             pre = load_record(config.pretrain)
             print(f"|   pretraining {config.pretrain.run_id}: test top-1 {pre.metrics['top1']:.2f}, "

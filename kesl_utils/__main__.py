@@ -210,10 +210,15 @@ def _train(args, parser) -> int:
 
 
 def _table(args) -> int:
-    from .tables import describe_gains, format_gains, format_table, report
+    from .experiments import run_all
+    from .prose import describe_gains
+    from .table_specs import table_configs
+    from .tables import format_gains, format_table, report
 
-    result = report(args.name, args.profile, seeds=args.seeds, data_root=args.data_root, device=args.device,
-                    quiet=args.quiet or not args.verbose, progress=not args.quiet)
+    results = run_all(table_configs(args.name, args.profile, args.seeds), data_root=args.data_root,
+                      device=args.device, quiet=args.quiet or not args.verbose, progress=not args.quiet)
+    result = report(args.name, results, profile=args.profile, results_dir=paths.results_dir(args.profile),
+                    seeds=args.seeds)
     with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
                            "display.max_colwidth", None):
         print(result.note.replace("**", "").replace("`", ""))

@@ -16,20 +16,25 @@ ImageNet subsets from scratch), so a difference between two rows is a difference
 
 Metrics (from the run records): top-1, top-5, mistake severity and hierarchical distance@1/@5 measured
 with the LCA height (Bertinetto et al.'s definitions), and ECE. Each is the mean over seeds with a 95 %
-t-interval, and the difference to CE paired by seed with its interval and p-value.
+t-interval, and the difference to CE paired by seed with its interval, p-value and reading
+(:func:`kesl_utils.comparison.reading`, no paper value: better, worse or no difference in the metric's own
+direction, or not informative where CE or the method is below the raw-pixel nearest-class-mean reference
+of the same images).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import experiments, paths
+from . import comparison, experiments
+from .comparison import READINGS, Arm, interval_text, p_text, paired_stats, reading, summary
 from .config import Config
-from .tables import Records, index_records, mean_sd, paired_stats, seed_values, summary, to_markdown
+from .tables import Records, References, index_records, no_learning_reference, seed_values
 from .table_specs import BASELINE, LABEL_SMOOTHING, OURS
 
 DATASETS = ("cub", "mini_imagenet", "small_imagenet")
@@ -91,53 +96,55 @@ def all_configs(profile: str, *, seeds=None, datasets=DATASETS) -> list[Config]:
     return experiments.unique(sorted(every, key=lambda c: c.seed))
 
 
-def _interval(values: pd.Series) -> tuple[float, float]:
-    stats_row = paired_stats(values)  # a one-sample t-interval of the mean: the same formula
-    return stats_row["ci_low"], stats_row["ci_high"]
-
-
-def build(records: Records, profile: str, *, seeds=None, datasets=DATASETS) -> pd.DataFrame:
+def build(records: Records, profile: str, *, seeds=None, datasets=DATASETS,
+          references: Optional[References] = None) -> pd.DataFrame:
     """One row per (dataset, method, metric): mean, sample sd, 95 % interval, n, and the paired
-    difference to CE (argmax) with its 95 % interval and p-value. Joined to the records by run id."""
+    difference to CE (argmax) with its 95 % interval, p-value and reading (``reading``: a key of
+    :data:`~kesl_utils.comparison.READINGS`; ``verdict``: its sentence). ``reference``: the dataset's
+    no-learning reference (``references``, keyed by :func:`kesl_utils.ncm.data_key`). Joined to the
+    records by run id."""
     index = index_records(records)
     groups = configs(profile, seeds=seeds, datasets=datasets)
     rows = []
     for dataset in datasets:
+        ce_configs = groups[(dataset, "ce")]
+        reference = no_learning_reference([c for c in ce_configs if c.run_id in index], references)
+        ce_top1 = seed_values(ce_configs, index, "top1").mean()
         for m in METHODS:
+            top1_key = "crm_top1" if m.decision == "crm" else "top1"
+            arms = [Arm(ce_top1, reference), Arm(seed_values(groups[(dataset, m.key)], index, top1_key).mean(),
+                                                 reference)]
             for column, argmax_key, crm_key, lower_better in METRICS:
                 key = crm_key if m.decision == "crm" else argmax_key
                 values = seed_values(groups[(dataset, m.key)], index, key)
                 mean, sd, n = summary(values)
-                low, high = _interval(values)
-                reference = seed_values(groups[(dataset, "ce")], index, argmax_key)
-                diff = paired_stats((values - reference).dropna()) if m.key != "ce" else \
-                    {"mean": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "n": 0}
-                better = np.nan
-                if diff["n"] >= 2 and not np.isnan(diff["ci_low"]):
-                    sign = 1 if diff["ci_low"] > 0 else -1 if diff["ci_high"] < 0 else 0
-                    better = 0 if sign == 0 else (sign < 0) == lower_better
+                spread = paired_stats(values)  # a one-sample t-interval of the mean: the same formula
+                if m.key == "ce":
+                    diff, read = paired_stats([]), None
+                else:
+                    diff = paired_stats((values - seed_values(ce_configs, index, argmax_key)).dropna())
+                    read = reading(diff.interval, diff.n, arms=arms, higher_is_better=not lower_better)
                 rows.append({"dataset": dataset, "method": m.key, "label": m.label, "metric": column,
-                             "lower_is_better": lower_better, "mean": mean, "sd": sd, "ci_low": low, "ci_high": high,
-                             "n_seeds": n, "vs_ce": diff["mean"], "vs_ce_low": diff["ci_low"],
-                             "vs_ce_high": diff["ci_high"], "vs_ce_p": diff["p_value"], "beats_ce": better})
+                             "lower_is_better": lower_better, "mean": mean, "sd": sd, "ci_low": spread.ci_low,
+                             "ci_high": spread.ci_high, "n_seeds": n, "vs_ce": diff.mean, "vs_ce_low": diff.ci_low,
+                             "vs_ce_high": diff.ci_high, "vs_ce_p": diff.p_value, "reference": reference,
+                             "reading": read.key if read else "", "verdict": read.sentence if read else ""})
     return pd.DataFrame(rows)
 
 
 def _cell(row, digits) -> str:
     if pd.isna(row["mean"]):
         return ""
-    text = f"{row['mean']:.{digits}f}"
-    if not pd.isna(row["ci_low"]):
-        text += f" [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
+    text = " ".join(filter(None, (f"{row['mean']:.{digits}f}", interval_text(row["ci_low"], row["ci_high"], digits,
+                                                                             sign=False))))
     if row["method"] != "ce" and not pd.isna(row["vs_ce"]):
-        marker = {True: " ▲", False: " ▼"}.get(row["beats_ce"], "") if not pd.isna(row["beats_ce"]) else ""
-        text += f"; Δ {row['vs_ce']:+.{digits}f}{marker}"
+        text += f"; Δ {row['vs_ce']:+.{digits}f}: {row['verdict']}"
     return text
 
 
 def format_board(board: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """One dataset's leaderboard for reading: a row per method, a column per metric, "mean [95 % CI]; Δ vs CE",
-    ▲ where the method is better than CE at 5 %, ▼ where it is worse (from the paired interval)."""
+    """One dataset's leaderboard for reading: a row per method, a column per metric, "mean [95 % CI];
+    Δ vs CE: its reading" (the paired difference to CE, read by :func:`kesl_utils.comparison.reading`)."""
     part = board[board["dataset"] == dataset]
     out = {}
     for m in METHODS:
@@ -149,42 +156,43 @@ def format_board(board: pd.DataFrame, dataset: str) -> pd.DataFrame:
 
 
 def verdicts(board: pd.DataFrame) -> str:
-    """Which methods beat CE on which metric, with what confidence — generated from the intervals."""
+    """Per dataset, the method × metric pairs grouped by the reading of their difference to CE."""
     lines = []
     for dataset in dict.fromkeys(board["dataset"]):
         part = board[(board["dataset"] == dataset) & (board["method"] != "ce")]
-        better = part[part["beats_ce"] == True]  # noqa: E712 - NaN/0 are "no evidence"
-        worse = part[part["beats_ce"] == False]  # noqa: E712
-        def listing(rows):
-            return "; ".join(f"{r['label']} on {r['metric']} ({r['vs_ce']:+.2f}, 95 % CI [{r['vs_ce_low']:+.2f}, "
-                             f"{r['vs_ce_high']:+.2f}], p = {r['vs_ce_p']:.2g})" for _, r in rows.iterrows())
         n = int(part["n_seeds"].max()) if len(part) else 0
-        lines.append(f"- **{dataset}** ({n} paired seeds): better than CE at 5 %: {listing(better) or 'none'}. "
-                     f"Worse than CE at 5 %: {listing(worse) or 'none'}. Every other method × metric pair: "
-                     "no evidence either way at this budget.")
+        groups = []
+        for key in READINGS:
+            rows = part[part["reading"] == key]
+            if rows.empty:
+                continue
+            if key in ("better", "worse"):
+                listing = "; ".join(f"{r['label']} on {r['metric']} ({r['vs_ce']:+.2f}, 95 % CI "
+                                    f"{interval_text(r['vs_ce_low'], r['vs_ce_high'], 2)}, p = {p_text(r['vs_ce_p'])})"
+                                    for _, r in rows.iterrows())
+            else:
+                listing = f"{len(rows)} method × metric pair(s)"
+            groups.append(f"{READINGS[key]}: {listing}")
+        lines.append(f"- **{dataset}** ({n} paired seeds), against CE: " + ". ".join(groups or ["nothing measured"])
+                     + ".")
     return "\n".join(lines)
 
 
-def write(board: pd.DataFrame, *, profile: str, note: str = "") -> dict:
-    """``<results>/tables/leaderboard.{csv,md,tex}``: the numbers, and one readable table per dataset."""
-    folder = paths.tables_dir(profile)
-    md = [f"### Hierarchy-aware methods on the stand-ins — profile `{profile}`", ""]
-    if note:
-        md += [note, ""]
-    tex = []
+def write(board: pd.DataFrame, *, profile: str, folder: Union[str, os.PathLike], note: str = "") -> dict:
+    """``<folder>/leaderboard.{csv,md,tex}``: the numbers, and one readable table per dataset
+    (:func:`kesl_utils.comparison.write_study`)."""
+    blocks = [note]
     for dataset in dict.fromkeys(board["dataset"]):
-        shown = format_board(board, dataset)
-        md += [f"#### {dataset}", "", to_markdown(shown), ""]
-        tex.append(shown.to_latex(index=False, escape=True, caption=f"Hierarchy-aware methods, {dataset} "
-                                  f"(profile {profile})", label=f"tab:leaderboard-{dataset}"))
-    md += ["Cells: mean [95 % t-interval over seeds]; Δ: the difference to CE paired by seed; ▲/▼: better/worse "
-           "than CE at 5 % (the paired interval excludes zero). Mistake severity and hdist@k use the height of the "
-           "lowest common ancestor (Bertinetto et al.); lower is better, as for ECE.", "", verdicts(board), ""]
-    out = {"csv": folder / "leaderboard.csv", "md": folder / "leaderboard.md", "tex": folder / "leaderboard.tex"}
-    paths.atomic_write_text(out["csv"], board.assign(profile=profile).to_csv(index=False))
-    paths.atomic_write_text(out["md"], "\n".join(md))
-    paths.atomic_write_text(out["tex"], "\n".join(tex))
-    return out
+        blocks.append(comparison.DisplayTable(format_board(board, dataset), heading=dataset,
+                                              label=f"tab:leaderboard-{dataset}",
+                                              caption=f"Hierarchy-aware methods, {dataset} (profile {profile})"))
+    blocks += ["Cells: mean [95 % t-interval over seeds]; Δ: the difference to CE paired by seed, and its reading "
+               "(better or worse in the metric's own direction, at 5 %). Mistake severity and hdist@k use the height "
+               "of the lowest common ancestor (Bertinetto et al.); lower is better, as for ECE.",
+               verdicts(board), comparison.STATISTICS_NOTE]
+    return comparison.write_study(folder, "leaderboard", profile=profile,
+                                  title=f"Hierarchy-aware methods on the stand-ins — profile `{profile}`",
+                                  numbers={"": board}, blocks=blocks)
 
 
 def tradeoff(board: pd.DataFrame, dataset: str, ax=None):

@@ -1,18 +1,21 @@
-"""Figures for the table notebooks: paper vs this run, KESL gains, training curves.
+"""Figures for the table notebooks: paper vs this run, KESL gains (forest plot), training curves.
 
-Plots read tables (:mod:`kesl_utils.tables`) and run histories; they compute nothing new.
+Plots read tables (:mod:`kesl_utils.tables`) and run histories; they compute nothing new. A figure
+flags what its table flags: an arm that did not learn, or a comparison that reads "not informative"
+(:func:`kesl_utils.comparison.reading`), is drawn grey and hatched and says so.
 """
 from __future__ import annotations
 
 import io
 import itertools
+import os
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Union
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.collections import LineCollection
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 import pandas as pd
 
 from . import paths
@@ -21,14 +24,15 @@ PAPER_COLOUR = "#9e9e9e"
 RUN_COLOUR = "#1f77b4"
 
 
-def save_figure(fig: plt.Figure, name: str, profile: str = "quick") -> Path:
-    """Save ``fig`` as ``<results of profile>/figures/<name>.png`` (atomically) and return the path.
+def save_figure(fig: plt.Figure, name: str, folder: Union[str, os.PathLike]) -> Path:
+    """Save ``fig`` as ``<folder>/<name>.png`` (atomically; e.g. ``<results>/figures``) and return the path.
 
-    The PNG carries no metadata (no software version, no date), so the same figure gives the same bytes.
+    ``folder`` has no default, so a forgotten argument cannot write into the committed results. The PNG
+    carries no metadata (no software version, no date), so the same figure gives the same bytes.
     """
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
-    return paths.atomic_write_bytes(paths.figures_dir(profile) / f"{name}.png", buffer.getvalue())
+    return paths.atomic_write_bytes(Path(folder) / f"{name}.png", buffer.getvalue())
 
 
 NOT_LEARNED_STYLE = dict(color="#d9d9d9", hatch="///", edgecolor="#7f7f7f")
@@ -40,8 +44,8 @@ def paper_vs_this_run(table: pd.DataFrame, labels: Iterable[str], *, title: str 
 
     ``table`` is :func:`kesl_utils.tables.build_table`'s frame. Rows without a "this run" value show
     only the paper bar; a reference row (nearest class mean, no learning) shows only this run's bar,
-    outlined; an arm that stayed below 5 × chance (``learned`` false) is drawn grey and hatched and
-    annotated "did not learn", as its table cell is marked.
+    outlined; an arm that stayed below 5 × chance (``learned`` false) or below the no-learning reference
+    (``below_reference``) is drawn grey and hatched and annotated "did not learn", as its table cell is marked.
     """
     labels = list(labels)
     if ax is None:
@@ -49,6 +53,8 @@ def paper_vs_this_run(table: pd.DataFrame, labels: Iterable[str], *, title: str 
     x = np.arange(len(labels))
     ax.bar(x - 0.2, table["paper"], width=0.4, color=PAPER_COLOUR, label="paper")
     learned = table["learned"].astype(bool).to_numpy() if "learned" in table else np.ones(len(table), bool)
+    if "below_reference" in table:  # below the no-learning reference: flagged like an arm that did not learn
+        learned &= ~table["below_reference"].astype(bool).to_numpy()
     reference = (table["kind"] == "reference").to_numpy() if "kind" in table else np.zeros(len(table), bool)
     ordinary = learned & ~reference
     sd = table["this_run_sd"].fillna(0).to_numpy()
@@ -60,7 +66,7 @@ def paper_vs_this_run(table: pd.DataFrame, labels: Iterable[str], *, title: str 
     if (~learned).any():
         values = table["this_run"].to_numpy()[~learned]
         ax.bar(x[~learned] + 0.2, values, width=0.4, yerr=sd[~learned], capsize=3,
-               label="did not learn (< 5 × chance)", **NOT_LEARNED_STYLE)
+               label="did not learn (< 5 × chance or < no-learning reference)", **NOT_LEARNED_STYLE)
         for xi, value in zip(x[~learned], values):
             ax.annotate("did not learn", (xi + 0.2, value), xytext=(0, 4), textcoords="offset points",
                         ha="center", va="bottom", fontsize=7, rotation=90, color="#555555")
@@ -74,10 +80,17 @@ def paper_vs_this_run(table: pd.DataFrame, labels: Iterable[str], *, title: str 
     return ax
 
 
+def _not_informative(gain_table: pd.DataFrame) -> np.ndarray:
+    """Rows whose reading is "not informative" (or, in a frame without readings, whose arm did not learn)."""
+    if "reading" in gain_table:
+        return (gain_table["reading"] == "not_informative").to_numpy()
+    return ~gain_table["learned"].astype(bool).to_numpy()
+
+
 def gains(gain_table: pd.DataFrame, *, title: str = "paired differences (points of top-1)",
           ax: plt.Axes | None = None) -> plt.Axes:
     """Horizontal bars per comparison: the paper's difference, and this run's mean paired difference
-    with its 95 % confidence interval (t); a comparison whose arm did not learn is grey and hatched."""
+    with its 95 % confidence interval (t); a comparison that is not informative is grey and hatched."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 0.6 * len(gain_table) + 1.4))
     y = np.arange(len(gain_table))
@@ -86,18 +99,66 @@ def gains(gain_table: pd.DataFrame, *, title: str = "paired differences (points 
     low = (mean - gain_table["ci_low"].to_numpy(float))
     high = (gain_table["ci_high"].to_numpy(float) - mean)
     errors = np.nan_to_num(np.vstack([low, high]))
-    learned = gain_table["learned"].astype(bool).to_numpy()
-    ax.barh(y[learned] - 0.2, mean[learned], height=0.4, color=RUN_COLOUR, xerr=errors[:, learned], capsize=3,
+    flagged = _not_informative(gain_table)
+    ax.barh(y[~flagged] - 0.2, mean[~flagged], height=0.4, color=RUN_COLOUR, xerr=errors[:, ~flagged], capsize=3,
             label="this run (mean, 95 % CI)")
-    if (~learned).any():
-        ax.barh(y[~learned] - 0.2, mean[~learned], height=0.4, xerr=errors[:, ~learned], capsize=3,
-                label="an arm did not learn", **NOT_LEARNED_STYLE)
+    if flagged.any():
+        ax.barh(y[flagged] - 0.2, mean[flagged], height=0.4, xerr=errors[:, flagged], capsize=3,
+                label="not informative: an arm is below the no-learning reference", **NOT_LEARNED_STYLE)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, gain_table["comparison"])
     ax.invert_yaxis()
     ax.set_xlabel("difference in top-1 (points)")
     ax.set_title(title)
     ax.legend(fontsize=7)
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+FOREST_GREY = "#9a9a9a"
+
+
+def forest(gain_table: pd.DataFrame, *, title: str = "paired gains (points of top-1), 95 % CI",
+           label: str = "comparison", ax: plt.Axes | None = None) -> plt.Axes:
+    """A forest plot of the comparisons of :func:`kesl_utils.tables.gains`, one row each.
+
+    This run's mean paired difference is a dot with its 95 % interval as a horizontal error bar; the
+    paper's gain is a diamond; a vertical line marks zero. A comparison that reads "not informative"
+    is drawn grey with a hollow dot, its interval as a hatched band, and annotated; a comparison with
+    a single seed has no bar, one not measured only its paper diamond and the words "not measured".
+    ``label``: the column naming the rows.
+    """
+    n = len(gain_table)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 0.55 * n + 1.4))
+    y = np.arange(n)
+    mean = gain_table["this_run"].to_numpy(float)
+    low, high = gain_table["ci_low"].to_numpy(float), gain_table["ci_high"].to_numpy(float)
+    flagged = _not_informative(gain_table)
+    ax.axvline(0, color="black", lw=0.8, zorder=1)
+    shown = ~flagged & ~np.isnan(mean)
+    ax.errorbar(mean[shown], y[shown], xerr=np.nan_to_num(np.vstack([mean - low, high - mean])[:, shown]),
+                fmt="o", color=RUN_COLOUR, capsize=3, zorder=3, label="this run: mean, 95 % CI")
+    for yi, m, lo, hi in zip(y[flagged], mean[flagged], low[flagged], high[flagged]):
+        if not np.isnan(lo):
+            ax.add_patch(Rectangle((lo, yi - 0.18), hi - lo, 0.36, facecolor="none", edgecolor=FOREST_GREY,
+                                   hatch="///", lw=0.8, zorder=2))
+        ax.plot([m], [yi], "o", mfc="white", mec=FOREST_GREY, zorder=3)
+        ax.annotate("not informative", (m if np.isnan(hi) else hi, yi), xytext=(6, 0), textcoords="offset points",
+                    ha="left", va="center", fontsize=7, color="#555555")
+    for yi, p in zip(y[np.isnan(mean)], gain_table["paper"].to_numpy(float)[np.isnan(mean)]):
+        ax.annotate("not measured", (0 if np.isnan(p) else p, yi), xytext=(8, 0), textcoords="offset points",
+                    ha="left", va="center", fontsize=7, color="#555555")
+    ax.plot(gain_table["paper"].to_numpy(float), y, "D", color="#d62728", ms=6, zorder=4, label="paper's gain")
+    ax.set_yticks(y, gain_table[label])
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xlabel("difference in top-1 (points)")
+    ax.set_title(title, pad=30)
+    handles, _ = ax.get_legend_handles_labels()
+    if flagged.any():
+        handles.append(Patch(facecolor="none", edgecolor=FOREST_GREY, hatch="///",
+                             label="not informative: an arm is below the no-learning reference"))
+    ax.legend(handles=handles, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     return ax
 

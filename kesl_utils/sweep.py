@@ -11,20 +11,26 @@ labels are — and only a generator with those knobs can measure that:
 
 Each cell of the grid trains CE and KESL (the paper's setting) on the CUB stand-in with the profile's
 protocol (pretrained backbone, fine-tuned), seeds paired. A cell's gain is the paired mean difference
-with its 95 % t-interval; the three hypotheses are paired contrasts across cells, judged from their
-intervals (:func:`hypotheses`).
+with its 95 % t-interval and its reading (:func:`kesl_utils.comparison.reading`: the paper has no value
+for a cell, so the reading says better, worse or no difference, unless an arm is below the raw-pixel
+nearest-class-mean reference of the cell's images); the three hypotheses are paired contrasts across
+cells, read by the same function (:func:`hypotheses`).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Optional, Union
 
 import matplotlib.pyplot as plt
+from matplotlib.patches import Rectangle
 import numpy as np
 import pandas as pd
 
-from . import experiments, names, paths
+from . import comparison, experiments, names
+from .comparison import READINGS, Arm, interval_text, p_text, paired_stats, reading, signed
 from .config import Config
-from .tables import Records, index_records, paired_stats, seed_values, to_markdown
+from .tables import Records, References, index_records, no_learning_reference, seed_values
 from .table_specs import BASELINE, OURS
 
 
@@ -82,46 +88,51 @@ def all_configs(profile: str, *, seeds=None) -> list[Config]:
     return experiments.unique(sorted(every, key=lambda c: c.seed))
 
 
-def gains(records: Records, profile: str, *, seeds=None) -> pd.DataFrame:
+def _cell_arms(cell: dict, index, references: Optional[References]) -> list[Arm]:
+    """CE and KESL of one cell as the reading sees them: mean top-1 and the cell's no-learning reference."""
+    return [Arm(seed_values(configs, index).mean(),
+                no_learning_reference([c for c in configs if c.run_id in index], references))
+            for configs in (cell["CE"], cell["KESL"])]
+
+
+def gains(records: Records, profile: str, *, seeds=None, references: Optional[References] = None) -> pd.DataFrame:
     """One row per cell: CE and KESL means, and the KESL − CE gain paired by seed in top-1 (points) and in
-    mistake severity (d_ij; negative = KESL's mistakes are closer relatives), each with 95 % interval and p."""
+    mistake severity (d_ij; negative = KESL's mistakes are closer relatives), each with 95 % interval, p
+    and reading (``top1_reading``/``severity_reading``: keys of :data:`~kesl_utils.comparison.READINGS`;
+    lower severity reads as better). ``reference``: the cell's nearest-class-mean top-1 (``references``,
+    keyed by :func:`kesl_utils.ncm.data_key`; NaN where none is stored)."""
     index = index_records(records)
     rows = []
     for alignment, n, noise in grid(profile).cells():
         cell = cell_configs(profile, alignment, n, noise, seeds=seeds)
-        row = {"alignment": alignment, "n_per_class": n, "label_noise": noise}
-        for metric, short in (("top1", "top1"), ("mistake_severity", "severity")):
+        arms = _cell_arms(cell, index, references)
+        row = {"alignment": alignment, "n_per_class": n, "label_noise": noise, "reference": arms[0].reference}
+        for metric, short, higher_is_better in (("top1", "top1", True), ("mistake_severity", "severity", False)):
             ce = seed_values(cell["CE"], index, metric)
             kesl = seed_values(cell["KESL"], index, metric)
-            stats_row = paired_stats((kesl - ce).dropna())
-            row.update({f"ce_{short}": ce.mean(), f"kesl_{short}": kesl.mean(), f"gain_{short}": stats_row["mean"],
-                        f"gain_{short}_low": stats_row["ci_low"], f"gain_{short}_high": stats_row["ci_high"],
-                        f"gain_{short}_p": stats_row["p_value"], "n_seeds": stats_row["n"]})
+            paired = paired_stats((kesl - ce).dropna())
+            read = reading(paired.interval, paired.n, arms=arms, higher_is_better=higher_is_better)
+            row.update({f"ce_{short}": ce.mean(), f"kesl_{short}": kesl.mean(), f"gain_{short}": paired.mean,
+                        f"gain_{short}_low": paired.ci_low, f"gain_{short}_high": paired.ci_high,
+                        f"gain_{short}_p": paired.p_value, f"{short}_reading": read.key, "n_seeds": paired.n})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _sign(low: float, high: float) -> str:
-    if np.isnan(low):
-        return "untested"
-    return "positive" if low > 0 else "negative" if high < 0 else "zero"
-
-
 def verdict_paragraph(table: pd.DataFrame) -> str:
-    """Where the top-1 gain is significantly positive, significantly negative, or indistinguishable from zero."""
-    groups = {"positive": [], "negative": [], "zero": [], "untested": []}
+    """The cells grouped by the reading of their top-1 gain (KESL − CE), in the order of the vocabulary."""
+    groups: dict[str, list[str]] = {}
     for row in table.itertuples(index=False):
         where = f"alignment {row.alignment:g}, {row.n_per_class} images/class, noise {row.label_noise:.0%}"
-        groups[_sign(row.gain_top1_low, row.gain_top1_high)].append(
-            f"{where} ({row.gain_top1:+.1f} [{row.gain_top1_low:+.1f}, {row.gain_top1_high:+.1f}])")
-    parts = [f"KESL − CE in top-1 is **significantly positive** (95 % interval above zero) in "
-             f"{len(groups['positive'])} of {len(table)} cells" + (": " + "; ".join(groups["positive"]) if groups["positive"] else "") + ".",
-             f"It is **significantly negative** in {len(groups['negative'])}" +
-             (": " + "; ".join(groups["negative"]) if groups["negative"] else "") + ".",
-             f"It is **indistinguishable from zero** at this budget in {len(groups['zero'])}" +
-             (": " + "; ".join(groups["zero"]) if groups["zero"] else "") + "."]
-    if groups["untested"]:
-        parts.append(f"{len(groups['untested'])} cell(s) have fewer than two paired seeds: no interval.")
+        numbers = " ".join(filter(None, (signed(row.gain_top1), interval_text(row.gain_top1_low,
+                                                                                row.gain_top1_high))))
+        groups.setdefault(row.top1_reading, []).append(f"{where} ({numbers})" if numbers else where)
+    parts = [f"KESL − CE in top-1, {len(table)} cells."]
+    for key in READINGS:
+        if key in groups:
+            cells = groups[key]
+            parts.append(f"**{READINGS[key][0].upper() + READINGS[key][1:]}** in {len(cells)} of {len(table)}: "
+                         + "; ".join(cells) + ".")
     return " ".join(parts)
 
 
@@ -129,55 +140,60 @@ def _per_seed_gain(index, configs_ce, configs_kesl) -> pd.Series:
     return seed_values(configs_kesl, index, "top1") - seed_values(configs_ce, index, "top1")
 
 
-def hypotheses(records: Records, profile: str, *, seeds=None) -> pd.DataFrame:
-    """The three hypotheses stated before the run, each a paired contrast of gains (per seed), judged at 5 %.
+def hypotheses(records: Records, profile: str, *, seeds=None, references: Optional[References] = None) -> pd.DataFrame:
+    """The three hypotheses stated before the run, each a paired contrast of gains (per seed), read at 5 %.
 
     1. *Gain grows as alignment rises*: gain at the highest alignment − gain at alignment 0, averaged over the
        images-per-class values (no label noise).
     2. *Gain shrinks as data grows*: gain at the fewest images per class − gain at the most, averaged over the
        alignments (no label noise).
     3. *Gain grows with label noise*: gain with label noise − gain without, averaged over the noisy cells.
-    Each contrast is > 0 if the hypothesis holds; "held" needs its 95 % interval above zero.
+    Each contrast is > 0 if the hypothesis holds. Its reading comes from
+    :func:`~kesl_utils.comparison.reading` with no paper value and the arms of every cell it spans;
+    ``held`` is true only where it reads "better" (the 95 % interval lies above zero, every arm informative).
     """
     g = grid(profile)
     index = index_records(records)
+    spanned: dict[str, list[Arm]] = {}
 
-    def gain(alignment, n, noise):
+    def gain(name, alignment, n, noise):
         cell = cell_configs(profile, alignment, n, noise, seeds=seeds)
+        spanned.setdefault(name, []).extend(_cell_arms(cell, index, references))
         return _per_seed_gain(index, cell["CE"], cell["KESL"])
 
     top, bottom = max(g.alignments), min(g.alignments)
     few, many = min(g.n_per_class), max(g.n_per_class)
+    alignment_, data_, noise_ = "gain grows as alignment rises", "gain shrinks as data grows", \
+        "gain grows with label noise"
     contrasts = {
-        "gain grows as alignment rises": sum(gain(top, n, 0.0) - gain(bottom, n, 0.0) for n in g.n_per_class)
+        alignment_: sum(gain(alignment_, top, n, 0.0) - gain(alignment_, bottom, n, 0.0) for n in g.n_per_class)
         / len(g.n_per_class),
-        "gain shrinks as data grows": sum(gain(a, few, 0.0) - gain(a, many, 0.0) for a in g.alignments)
-        / len(g.alignments),
-        "gain grows with label noise": sum(gain(a, n, g.noise) - gain(a, n, 0.0) for a, n in g.noisy)
-        / len(g.noisy),
+        data_: sum(gain(data_, a, few, 0.0) - gain(data_, a, many, 0.0) for a in g.alignments) / len(g.alignments),
+        noise_: sum(gain(noise_, a, n, g.noise) - gain(noise_, a, n, 0.0) for a, n in g.noisy) / len(g.noisy),
     }
     rows = []
     for name, values in contrasts.items():
         s = paired_stats(values.dropna())
-        held = ("held at 5 %" if s["ci_low"] > 0 else "contradicted at 5 % (the opposite holds)"
-                if s["ci_high"] < 0 else "not shown at this budget (the interval includes zero)") \
-            if s["n"] >= 2 else "untested (fewer than two seeds)"
-        rows.append({"hypothesis": name, "contrast": s["mean"], "ci_low": s["ci_low"], "ci_high": s["ci_high"],
-                     "p_value": s["p_value"], "n_seeds": s["n"], "verdict": held})
+        read = reading(s.interval, s.n, arms=spanned[name])
+        rows.append({"hypothesis": name, "contrast": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high,
+                     "p_value": s.p_value, "n_seeds": s.n, "reading": read.key, "verdict": read.sentence,
+                     "held": read.key == "better"})
     return pd.DataFrame(rows)
 
 
 def format_gains(table: pd.DataFrame) -> pd.DataFrame:
     """A display copy of :func:`gains`."""
+    def gain(metric, digits):
+        return [" ".join(filter(None, (signed(m, digits), interval_text(lo, hi, digits)))) for m, lo, hi in
+                zip(table[f"gain_{metric}"], table[f"gain_{metric}_low"], table[f"gain_{metric}_high"])]
+
     return pd.DataFrame({
         "alignment": [f"{v:g}" for v in table["alignment"]], "images/class": table["n_per_class"],
         "label noise": [f"{v:.0%}" for v in table["label_noise"]],
         "CE top-1": [f"{v:.1f}" for v in table["ce_top1"]], "KESL top-1": [f"{v:.1f}" for v in table["kesl_top1"]],
-        "gain top-1 [95 % CI]": [f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}]" for m, lo, hi in
-                                 zip(table["gain_top1"], table["gain_top1_low"], table["gain_top1_high"])],
-        "gain severity [95 % CI]": [f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]" for m, lo, hi in
-                                    zip(table["gain_severity"], table["gain_severity_low"],
-                                        table["gain_severity_high"])],
+        "gain top-1 [95 % CI]": gain("top1", 1), "reading, top-1": [READINGS[k] for k in table["top1_reading"]],
+        "gain severity [95 % CI]": gain("severity", 2),
+        "reading, severity": [READINGS[k] for k in table["severity_reading"]],
         "seeds": table["n_seeds"].astype(int),
     })
 
@@ -185,31 +201,34 @@ def format_gains(table: pd.DataFrame) -> pd.DataFrame:
 def format_hypotheses(tested: pd.DataFrame) -> pd.DataFrame:
     """A display copy of :func:`hypotheses`."""
     return pd.DataFrame({"hypothesis": tested["hypothesis"],
-                         "contrast [95 % CI]": [f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]" for m, lo, hi in
-                                                zip(tested["contrast"], tested["ci_low"], tested["ci_high"])],
-                         "p": [f"{p:.2g}" for p in tested["p_value"]], "seeds": tested["n_seeds"],
-                         "verdict": tested["verdict"]})
+                         "contrast [95 % CI]": [" ".join(filter(None, (signed(m, 2), interval_text(lo, hi, 2))))
+                                                for m, lo, hi in zip(tested["contrast"], tested["ci_low"],
+                                                                     tested["ci_high"])],
+                         "p": [p_text(p) for p in tested["p_value"]], "seeds": tested["n_seeds"],
+                         "reading of the contrast": tested["verdict"],
+                         "held at 5 %": ["yes" if held else "no" for held in tested["held"]]})
 
 
-def write(table: pd.DataFrame, tested: pd.DataFrame, *, profile: str) -> dict:
-    """``<results>/tables/when_kesl_helps.{csv,md,tex}`` and ``when_kesl_helps_hypotheses.csv``."""
-    folder = paths.tables_dir(profile)
-    shown = format_gains(table)
-    md = (f"### When does KESL help? KESL − CE on the CUB stand-in — profile `{profile}`\n\n" + to_markdown(shown)
-          + "\n" + verdict_paragraph(table) + "\n\n**Hypotheses**\n\n" + to_markdown(format_hypotheses(tested)))
-    out = {"csv": folder / "when_kesl_helps.csv", "hypotheses_csv": folder / "when_kesl_helps_hypotheses.csv",
-           "md": folder / "when_kesl_helps.md", "tex": folder / "when_kesl_helps.tex"}
-    paths.atomic_write_text(out["csv"], table.assign(profile=profile).to_csv(index=False))
-    paths.atomic_write_text(out["hypotheses_csv"], tested.assign(profile=profile).to_csv(index=False))
-    paths.atomic_write_text(out["md"], md)
-    paths.atomic_write_text(out["tex"], shown.to_latex(index=False, escape=True, caption=f"KESL − CE over the "
-                                                       f"generator's knobs (profile {profile})",
-                                                       label="tab:when-kesl-helps"))
-    return out
+def write(table: pd.DataFrame, tested: pd.DataFrame, *, profile: str, folder: Union[str, os.PathLike]) -> dict:
+    """``<folder>/when_kesl_helps.{csv,md,tex}`` and ``when_kesl_helps_hypotheses.csv``
+    (:func:`kesl_utils.comparison.write_study`)."""
+    title = f"When does KESL help? KESL − CE on the CUB stand-in — profile `{profile}`"
+    blocks = [comparison.DisplayTable(format_gains(table), label="tab:when-kesl-helps",
+                                      caption=f"KESL − CE over the generator's knobs (profile {profile})"),
+              verdict_paragraph(table),
+              comparison.DisplayTable(format_hypotheses(tested), heading="Hypotheses",
+                                      label="tab:when-kesl-helps-hypotheses",
+                                      caption=f"The sweep's hypotheses (profile {profile})"),
+              "A hypothesis is held at 5 % only where its contrast reads \"" + READINGS["better"] + "\": its 95 % "
+              "interval lies above zero and every arm it spans beats the no-learning reference.",
+              comparison.STATISTICS_NOTE]
+    return comparison.write_study(folder, "when_kesl_helps", profile=profile, title=title,
+                                  numbers={"": table, "hypotheses": tested}, blocks=blocks)
 
 
 def heatmap(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=None):
-    """Alignment × images per class, colour = the KESL − CE gain, each cell annotated with mean and 95 % interval."""
+    """Alignment × images per class, colour = the KESL − CE gain, each cell annotated with mean and 95 % interval;
+    a cell whose reading is "not informative" is covered grey and hatched."""
 
     part = table[table["label_noise"] == noise]
     alignments = sorted(part["alignment"].unique())
@@ -232,6 +251,12 @@ def heatmap(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=No
     for i in range(len(alignments)):
         for j in range(len(ns)):
             ax.text(j, i, text[i][j], ha="center", va="center", fontsize=8)
+    for row in part.itertuples(index=False):
+        if getattr(row, f"{metric}_reading") == "not_informative":  # flagged as its table cell is
+            i, j = alignments.index(row.alignment), ns.index(row.n_per_class)
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="#d9d9d9", edgecolor="#7f7f7f", hatch="///",
+                                   alpha=0.8))
+            ax.text(j, i + 0.35, "not informative", ha="center", va="center", fontsize=6, color="#555555")
     ax.set_xticks(range(len(ns)), [str(n) for n in ns])
     ax.set_yticks(range(len(alignments)), [f"{a:g}" for a in alignments])
     ax.set_xlabel("training images per class")
@@ -243,7 +268,8 @@ def heatmap(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=No
 
 
 def lines(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=None):
-    """The gain against images per class, one line per alignment, error bars the 95 % intervals."""
+    """The gain against images per class, one line per alignment, error bars the 95 % intervals; a point whose
+    reading is "not informative" is drawn hollow and grey."""
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
@@ -254,6 +280,11 @@ def lines(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=None
         errors = np.nan_to_num(np.vstack([mean - group[f"gain_{metric}_low"].to_numpy(float),
                                           group[f"gain_{metric}_high"].to_numpy(float) - mean]))
         ax.errorbar(group["n_per_class"], mean, yerr=errors, marker="o", capsize=3, label=f"alignment {alignment:g}")
+        flagged = (group[f"{metric}_reading"] == "not_informative").to_numpy()
+        if flagged.any():  # flagged as their table cells are: grey, hollow
+            ax.plot(group["n_per_class"].to_numpy()[flagged], mean[flagged], "o", mfc="white", mec="#7f7f7f", ms=8,
+                    zorder=5, label="not informative" if "not informative" not in ax.get_legend_handles_labels()[1]
+                    else None)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted(part["n_per_class"].unique()), [str(n) for n in sorted(part["n_per_class"].unique())])

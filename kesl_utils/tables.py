@@ -4,51 +4,38 @@
 mean over seeds of the records of *that row's configs* — found by run id, so unrelated records
 (other profiles, backbones, learning rates) never leak into a cell. Where no record exists the
 cell is empty (NaN), never filled in. On the synthetic stand-ins each table also gets reference
-rows: the raw-pixel nearest-class-mean classifier on the same images (no learning at all).
+rows: the raw-pixel nearest-class-mean classifier on the same images (no learning at all), read
+from the stored reference records (:mod:`kesl_utils.ncm`), never computed here.
 
-:func:`gains` reports each comparison of the spec (row B − row A) paired by seed — the two runs
-share the seed, and on the synthetic profiles the seed also draws the stand-in dataset, so the
-pairing removes what they have in common — as the mean difference, its sample standard
-deviation, the 95 % confidence interval of the mean (t distribution, n − 1 degrees of freedom)
-and the two-sided p-value of the paired t-test. Verdict words come from the interval only.
+:func:`gains` reports each comparison of the spec (row B − row A) paired by seed, with its
+statistics and its reading (:mod:`kesl_utils.comparison`). :func:`report` builds a table from the
+results a caller already has and writes its files: it never trains.
 """
 from __future__ import annotations
 
 import functools
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Union
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from . import experiments, names, paths
+from . import comparison, names, ncm, prose
+from .comparison import (NOT_LEARNED_FACTOR, Arm, interval_text, mean_sd, p_text, paired_stats, reading, signed,
+                         summary)
 from .config import Config
 from .hierarchy_files import load_hierarchy
 from .records import RunRecord, load_record
-from .reference import nearest_class_mean_top1
-from .table_specs import TableSpec, table_spec
+from .table_specs import table_spec
 
 METRIC = "top1"
 
-#: An arm whose mean top-1 stays below this multiple of chance (100 / number of classes) has not
-#: learned in the budget; a gain measured against it says nothing about the loss.
-NOT_LEARNED_FACTOR = 5.0
-
-VERDICTS = {
-    "same": "same direction as the paper, significant at 5 %",
-    "opposite": "opposite direction, significant at 5 %",
-    "none": "no evidence either way at this budget",
-    "positive": "significantly positive at 5 % (the paper reports no difference)",
-    "negative": "significantly negative at 5 % (the paper reports no difference)",
-    "single": "a single seed: no interval, no verdict",
-    "not_learned": "an arm did not learn (below 5 × chance): this difference says nothing about the loss",
-    "missing": "not measured in this run",
-}
-
 Records = Union[Iterable[RunRecord], Mapping[str, RunRecord], pd.DataFrame]
+#: ``{ncm.data_key(config): top-1 (%)}``: the stored no-learning references (:func:`kesl_utils.ncm.references`).
+References = Mapping[str, float]
 
 
 # -- records by run id -----------------------------------------------------------------------------
@@ -73,47 +60,7 @@ def seed_values(configs: Iterable[Config], index: Mapping[str, dict], metric: st
     return pd.Series(values, dtype=float).sort_index()
 
 
-# -- statistics ------------------------------------------------------------------------------------
-def summary(values: pd.Series) -> tuple[float, float, int]:
-    """Mean, sample standard deviation (n − 1) and count of the non-missing ``values``."""
-    values = values.dropna()
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan, 0
-    return float(values.mean()), float(values.std(ddof=1)) if n > 1 else math.nan, n
-
-
-def paired_stats(differences: Iterable[float]) -> dict:
-    """Mean, sample sd, n, 95 % t-interval of the mean and two-sided paired t-test p-value."""
-    d = pd.Series(list(differences), dtype=float).dropna()
-    mean, sd, n = summary(d)
-    out = {"mean": mean, "sd": sd, "n": n, "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan}
-    if n >= 2:
-        half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
-        out.update(ci_low=mean - half, ci_high=mean + half)
-        out["p_value"] = 1.0 if sd == 0 and mean == 0 else \
-            (0.0 if sd == 0 else float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)))
-    return out
-
-
-def verdict(paper_gain: float, stats_row: Mapping, learned: bool = True) -> str:
-    """The key of :data:`VERDICTS` a gain earns: only the 95 % interval decides."""
-    if stats_row["n"] == 0 or pd.isna(stats_row["mean"]):
-        return "missing"
-    if not learned:
-        return "not_learned"
-    if stats_row["n"] < 2:
-        return "single"
-    low, high = stats_row["ci_low"], stats_row["ci_high"]
-    sign = 1 if low > 0 else -1 if high < 0 else 0
-    if sign == 0:
-        return "none"
-    if paper_gain == 0:
-        return "positive" if sign > 0 else "negative"
-    return "same" if sign == np.sign(paper_gain) else "opposite"
-
-
-# -- tables ----------------------------------------------------------------------------------------
+# -- chance and the no-learning reference ------------------------------------------------------------
 @functools.lru_cache(maxsize=None)
 def num_classes(dataset: str) -> int:
     return load_hierarchy(dataset).num_classes
@@ -128,279 +75,157 @@ def _learned(mean: float, dataset: Optional[str]) -> bool:
     return dataset is None or pd.isna(mean) or mean >= NOT_LEARNED_FACTOR * chance_top1(dataset)
 
 
-def build_table(name: str, records: Records, *, profile: str, seeds=None, references: bool = True) -> pd.DataFrame:
+def no_learning_reference(configs: Iterable[Config], references: Optional[References]) -> float:
+    """The top-1 (%) an arm of ``configs`` must beat to count as having learned something.
+
+    Synthetic stand-ins: the mean over ``configs`` of their stored raw-pixel nearest-class-mean
+    references (``references``, keyed by :func:`kesl_utils.ncm.data_key`); NaN if any is missing
+    (the reading then says so, rather than judge without it). Real images, where no such reference
+    is computed: :data:`~kesl_utils.comparison.NOT_LEARNED_FACTOR` × chance. NaN without configs.
+    """
+    configs = list(configs)
+    if not configs:
+        return math.nan
+    if not ncm.applies(configs[0]):
+        return NOT_LEARNED_FACTOR * chance_top1(configs[0].dataset)
+    references = references or {}
+    return float(np.mean([references.get(ncm.data_key(c), math.nan) for c in configs]))
+
+
+# -- tables ----------------------------------------------------------------------------------------
+def build_table(name: str, records: Records, *, profile: str, seeds=None,
+                references: Optional[References] = None) -> pd.DataFrame:
     """Paper table ``name`` with this run's numbers from ``records`` (joined by run id).
 
     Columns: the row's display columns, ``kind`` (``run`` | ``quoted`` | ``reference``), ``paper``,
     ``this_run`` (mean top-1 over seeds), ``this_run_sd`` (sample standard deviation), ``n_seeds``,
-    ``difference`` (this run − paper), ``chance``, ``learned`` (mean ≥ 5 × chance) and ``run_ids``.
-    ``references``: add the nearest-class-mean rows (synthetic profiles only).
+    ``difference`` (this run − paper), ``chance``, ``learned`` (mean ≥ 5 × chance), ``reference``
+    (the no-learning reference of the row's measured seeds, :func:`no_learning_reference`),
+    ``below_reference`` and ``run_ids``. On synthetic profiles one ``reference`` row per dataset: the
+    stored nearest-class-mean top-1 of the same images (``references``, keyed by
+    :func:`kesl_utils.ncm.data_key`; empty where none is stored).
     """
     spec = table_spec(name)
     index = index_records(records)
-    rows = []
+    rows, first_row_of = [], {}
     for row in spec.rows:
         configs = row.configs(profile, seeds)
         mean, sd, n = summary(seed_values(configs, index))
+        measured = [c for c in configs if c.run_id in index]
+        reference = no_learning_reference(measured, references)
         rows.append({**row.columns, "key": row.key, "kind": "run" if row.runs_here else "quoted",
                      "paper": row.paper, "this_run": mean, "this_run_sd": sd, "n_seeds": n,
                      "chance": chance_top1(row.dataset) if row.dataset else math.nan,
-                     "learned": _learned(mean, row.dataset),
-                     "run_ids": " ".join(c.run_id for c in configs if c.run_id in index)})
-    if references:
-        rows += reference_rows(spec, profile, seeds)
+                     "learned": _learned(mean, row.dataset), "reference": reference,
+                     "below_reference": bool(mean < reference),
+                     "run_ids": " ".join(c.run_id for c in measured)})
+        if row.runs_here and configs:
+            first_row_of.setdefault(row.dataset, configs)
+    for dataset, configs in first_row_of.items():
+        if not ncm.applies(configs[0]):
+            continue
+        found = {c.seed: (references or {}).get(ncm.data_key(c)) for c in configs}
+        mean, sd, n = summary(pd.Series({s: v for s, v in found.items() if v is not None}, dtype=float))
+        columns = {column: "" for column in spec.columns}
+        columns[spec.columns[0]] = f"no learning: nearest class mean on raw pixels ({dataset})"
+        rows.append({**columns, "key": f"ncm/{dataset}", "kind": "reference", "paper": math.nan, "this_run": mean,
+                     "this_run_sd": sd, "n_seeds": n, "chance": chance_top1(dataset), "learned": True,
+                     "reference": math.nan, "below_reference": False, "run_ids": ""})
     table = pd.DataFrame(rows)
     table["difference"] = table["this_run"] - table["paper"]
     return table
 
 
-def reference_rows(spec: TableSpec, profile: str, seeds=None) -> list[dict]:
-    """One row per dataset of ``spec``: the raw-pixel nearest class mean on the same images."""
-    out = []
-    datasets = {}
-    for row in spec.rows:
-        if row.runs_here:
-            datasets.setdefault(row.dataset, row)
-    for dataset, row in datasets.items():
-        configs = row.configs(profile, seeds)
-        if not configs or configs[0].source != "synthetic":
-            continue
-        values = pd.Series({c.seed: nearest_class_mean_top1(c) for c in configs}, dtype=float)
-        mean, sd, n = summary(values)
-        label = f"no learning: nearest class mean on raw pixels ({dataset})"
-        columns = {column: "" for column in spec.columns}
-        columns[spec.columns[0]] = label
-        out.append({**columns, "key": f"ncm/{dataset}", "kind": "reference", "paper": math.nan,
-                    "this_run": mean, "this_run_sd": sd, "n_seeds": n, "chance": chance_top1(dataset),
-                    "learned": True, "run_ids": ""})
-    return out
+def gains(name: str, records: Records, *, profile: str, seeds=None,
+          references: Optional[References] = None) -> pd.DataFrame:
+    """Each comparison of table ``name`` (row B − row A), paired by seed, and its reading.
 
-
-def gains(name: str, records: Records, *, profile: str, seeds=None) -> pd.DataFrame:
-    """Each comparison of table ``name``: paper vs this run, paired by seed (see the module docstring).
-
-    Columns: ``comparison``, ``paper`` (from the paper's rows), ``this_run`` (mean paired
+    Columns: ``comparison``, ``paper`` (the paper's gain, from its rows), ``this_run`` (mean paired
     difference), ``this_run_sd``, ``n_seeds``, ``ci_low``/``ci_high`` (95 %), ``p_value``,
-    ``difference``, ``baseline_top1``, ``ours_top1``, ``chance_top1``, ``learned``, ``verdict``.
+    ``difference`` (this run's gain − the paper's), ``baseline_top1``, ``ours_top1``, ``reference``
+    (the no-learning reference of the paired seeds' images), ``chance_top1``, ``learned`` (both
+    arms ≥ 5 × chance), ``reading`` (a key of :data:`kesl_utils.comparison.READINGS`) and
+    ``verdict`` (its sentence).
     """
     spec = table_spec(name)
     index = index_records(records)
     rows = []
-    for comparison in spec.comparisons:
-        base_row, ours_row = spec.row(comparison.baseline), spec.row(comparison.ours)
-        a = seed_values(base_row.configs(profile, seeds), index)
-        b = seed_values(ours_row.configs(profile, seeds), index)
+    for comparison_ in spec.comparisons:
+        base_row, ours_row = spec.row(comparison_.baseline), spec.row(comparison_.ours)
+        base_configs, ours_configs = base_row.configs(profile, seeds), ours_row.configs(profile, seeds)
+        a, b = seed_values(base_configs, index), seed_values(ours_configs, index)
         paired = paired_stats((b - a).dropna())
+        seeds_paired = set((b - a).dropna().index)
         base_mean, ours_mean = summary(a)[0], summary(b)[0]
-        learned = _learned(base_mean, base_row.dataset) and _learned(ours_mean, ours_row.dataset)
-        paper_gain = spec.paper_gain(comparison)
-        rows.append({"comparison": comparison.label, "paper": paper_gain, "this_run": paired["mean"],
-                     "this_run_sd": paired["sd"], "n_seeds": paired["n"], "ci_low": paired["ci_low"],
-                     "ci_high": paired["ci_high"], "p_value": paired["p_value"],
-                     "difference": paired["mean"] - paper_gain, "baseline_top1": base_mean, "ours_top1": ours_mean,
-                     "chance_top1": chance_top1(base_row.dataset), "learned": learned,
-                     "verdict": VERDICTS[verdict(paper_gain, paired, learned)]})
+        arms = [Arm(mean, no_learning_reference([c for c in configs if c.seed in seeds_paired], references))
+                for mean, configs in ((base_mean, base_configs), (ours_mean, ours_configs))]
+        paper_gain = spec.paper_gain(comparison_)
+        read = reading(paired.interval, paired.n, paper=paper_gain, arms=arms)
+        rows.append({"comparison": comparison_.label, "paper": paper_gain, "this_run": paired.mean,
+                     "this_run_sd": paired.sd, "n_seeds": paired.n, "ci_low": paired.ci_low,
+                     "ci_high": paired.ci_high, "p_value": paired.p_value, "difference": paired.mean - paper_gain,
+                     "baseline_top1": base_mean, "ours_top1": ours_mean,
+                     "reference": pd.Series([arm.reference for arm in arms], dtype=float).max(),
+                     "chance_top1": chance_top1(base_row.dataset),
+                     "learned": _learned(base_mean, base_row.dataset) and _learned(ours_mean, ours_row.dataset),
+                     "reading": read.key, "verdict": read.sentence})
     return pd.DataFrame(rows)
 
 
-def describe_gains(gain_table: pd.DataFrame) -> str:
-    """One sentence per comparison, from the measured numbers (nothing here is hand-written)."""
-    lines = []
-    for row in gain_table.itertuples(index=False):
-        if row.n_seeds == 0 or pd.isna(row.this_run):
-            lines.append(f"- {row.comparison}: not measured in this run (paper: {row.paper:+.1f}).")
-            continue
-        if row.n_seeds >= 2:
-            numbers = (f"{row.this_run:+.1f} points, 95 % CI [{row.ci_low:+.1f}, {row.ci_high:+.1f}], "
-                       f"p = {row.p_value:.2g}, over {row.n_seeds} paired seeds")
-        else:
-            numbers = f"{row.this_run:+.1f} points, one seed"
-        extra = "" if row.learned else (f" (Baseline {row.baseline_top1:.1f} %, Ours {row.ours_top1:.1f} %, "
-                                        f"chance {row.chance_top1:.1f} %)")
-        lines.append(f"- {row.comparison}: {numbers} (paper: {row.paper:+.1f}) — {row.verdict}{extra}.")
-    return "\n".join(lines)
+# -- display and files ---------------------------------------------------------------------------------
+_NUMERIC_COLUMNS = {"key", "kind", "paper", "this_run", "this_run_sd", "n_seeds", "difference", "chance", "learned",
+                    "reference", "below_reference", "run_ids"}
 
 
-def _row_detail(spec: TableSpec, row) -> str:
-    """The row's other display columns (lr, backbone, …), for naming it in a sentence."""
-    extra = [f"{column} {row[column]}" for column in spec.columns[1:] if str(row[column]) not in ("", "nan")]
-    return f" ({', '.join(extra)})" if extra else ""
-
-
-#: The quick protocol's criterion: the CE baseline beats the raw-pixel nearest class mean by this much.
-NCM_MARGIN = 5.0
-
-
-def protocol_checks(name: str, table: pd.DataFrame, *, profile: str) -> str:
-    """Markdown bullets: did this run meet the protocol's criteria? (computed, nothing hand-written)
-
-    For each dataset with a reference row: the margin of the cross-entropy baseline (the profile's
-    default backbone and learning rate) over the raw-pixel nearest class mean (criterion: at least
-    :data:`NCM_MARGIN` points). Then the arms below that reference, and the arms below 5 × chance,
-    whose comparisons say nothing.
-    """
-    spec = table_spec(name)
-    lines = []
-    measured = table[(table["kind"] == "run") & table["this_run"].notna()]
-    if measured.empty:
-        return "- No run of this table is finished yet; nothing can be judged."
-    references = {row.key.split("/", 1)[1]: row.this_run for row in table[table["kind"] == "reference"].itertuples()}
-    for dataset, reference in references.items():
-        # the profile's own CE baseline of the dataset (default backbone and lr), else the table's first CE row
-        default = experiments.profile_config(profile, dataset).run_id
-        configs = {row.key: row.config(profile) for row in spec.rows if row.dataset == dataset}
-        baselines = sorted((key for key, config in configs.items() if config.loss == "ce"),
-                           key=lambda key: configs[key].run_id != default)
-        base = table[table["key"].isin(baselines[:1])]
-        if base.empty or pd.isna(base["this_run"].iloc[0]) or pd.isna(reference):
-            continue
-        margin = base["this_run"].iloc[0] - reference
-        met = "met" if margin >= NCM_MARGIN else "**not met**"
-        lines.append(f"- {dataset}: the cross-entropy baseline scores {base['this_run'].iloc[0]:.1f} %, "
-                     f"{margin:+.1f} points against the nearest class mean on raw pixels "
-                     f"({reference:.1f} %); criterion ≥ {NCM_MARGIN:+.0f}: {met}.")
-    label = spec.columns[0]
-    dataset_of = {row.key: row.dataset for row in spec.rows}
-    under_ncm = [f"{row[label]}{_row_detail(spec, row)} ({row['this_run']:.1f} % against "
-                 f"{references[dataset_of[row['key']]]:.1f} %)"
-                 for _, row in measured.iterrows()
-                 if dataset_of[row["key"]] in references and row["this_run"] < references[dataset_of[row["key"]]]]
-    if under_ncm:
-        lines.append(f"- {len(under_ncm)} of {len(measured)} measured arms score below the nearest class mean of "
-                     f"their dataset: {'; '.join(under_ncm)}. They learned less, in this budget, than a classifier "
-                     "that learns nothing; a comparison involving them says more about the budget than the method.")
-    below = measured[~measured["learned"].astype(bool)]
-    if below.empty:
-        lines.append(f"- Every measured arm reaches {NOT_LEARNED_FACTOR:g} × chance "
-                     f"({len(measured)} of {len(measured)} rows).")
-    else:
-        names_below = ", ".join(f"{row[label]} ({row['this_run']:.1f} %)" for _, row in below.iterrows())
-        lines.append(f"- {len(below)} of {len(measured)} measured arms stay below {NOT_LEARNED_FACTOR:g} × "
-                     f"chance: {names_below}; their comparisons measure nothing.")
-    return "\n".join(lines)
-
-
-# -- formatting and files ----------------------------------------------------------------------------
-def mean_sd(mean: float, sd: float, digits: int = 1) -> str:
-    """``mean ± sd``; the mean alone without a spread, empty when nothing was measured."""
-    if pd.isna(mean):
-        return ""
-    return f"{mean:.{digits}f}" if pd.isna(sd) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+def _flag(learned: bool, below_reference: bool) -> str:
+    if not learned:
+        return " (did not learn)"
+    return " (below the no-learning reference)" if below_reference else ""
 
 
 def format_table(table: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
-    """A display copy: "this run" as mean ± sample sd, differences signed, arms that did not learn marked."""
+    """A display copy: "this run" as mean ± sample sd, differences signed, arms that did not learn (or
+    stayed below the no-learning reference) marked."""
     spec_columns = [c for c in table.columns if c not in _NUMERIC_COLUMNS]
     shown = table[spec_columns].copy()
     shown["paper"] = ["" if pd.isna(p) else f"{p:.{digits}f}" for p in table["paper"]]
-    shown["this run"] = [mean_sd(m, s, digits) + ("" if ok else " (did not learn)")
-                         for m, s, ok in zip(table["this_run"], table["this_run_sd"], table["learned"])]
-    shown["difference"] = ["" if pd.isna(d) else f"{d:+.{digits}f}" for d in table["difference"]]
+    shown["this run"] = [mean_sd(m, s, digits) + ("" if pd.isna(m) else _flag(ok, below))
+                         for m, s, ok, below in zip(table["this_run"], table["this_run_sd"], table["learned"],
+                                                    table["below_reference"])]
+    shown["difference"] = [signed(d, digits) for d in table["difference"]]
     shown["seeds"] = [str(int(n)) if n else "" for n in table["n_seeds"]]
     return shown.reset_index(drop=True)
-
-
-_NUMERIC_COLUMNS = {"key", "kind", "paper", "this_run", "this_run_sd", "n_seeds", "difference", "chance", "learned",
-                    "run_ids"}
 
 
 def format_gains(gain_table: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
     """A display copy of :func:`gains`."""
     return pd.DataFrame({
         "comparison": gain_table["comparison"],
-        "paper": [f"{p:+.{digits}f}" for p in gain_table["paper"]],
+        "paper": [signed(p, digits) for p in gain_table["paper"]],
         "this run (mean ± sd)": [mean_sd(m, s, digits) for m, s in zip(gain_table["this_run"],
                                                                      gain_table["this_run_sd"])],
-        "95 % CI": ["" if pd.isna(lo) else f"[{lo:+.{digits}f}, {hi:+.{digits}f}]"
-                    for lo, hi in zip(gain_table["ci_low"], gain_table["ci_high"])],
-        "p": ["" if pd.isna(p) else f"{p:.2g}" for p in gain_table["p_value"]],
+        "95 % CI": [interval_text(lo, hi, digits) for lo, hi in zip(gain_table["ci_low"], gain_table["ci_high"])],
+        "p": [p_text(p) for p in gain_table["p_value"]],
         "seeds": gain_table["n_seeds"].astype(int).astype(str),
-        "verdict": gain_table["verdict"],
+        "reading": gain_table["verdict"],
     })
 
 
-def to_markdown(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (no optional dependency needed)."""
-    header = [str(c) for c in frame.columns]
-    body = [["" if pd.isna(v) else str(v) for v in row] for row in frame.itertuples(index=False)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
-    return "\n".join(lines) + "\n"
-
-
-STATISTICS_NOTE = ("± is the sample standard deviation over seeds (n − 1). A gain is paired by seed; its 95 % "
-                   "confidence interval uses the t distribution with n − 1 degrees of freedom, and p is the "
-                   "two-sided paired t-test. Verdicts come from the interval only.")
-
-
 def write_table(name: str, table: pd.DataFrame, gain_table: pd.DataFrame, *, profile: str,
-                note: str = "") -> dict[str, Path]:
-    """Write ``<results>/tables/<name>.{csv,md,tex}`` and ``<name>_gains.csv``.
+                folder: Union[str, os.PathLike], note: str = "") -> dict[str, Path]:
+    """Write ``<folder>/<name>.{csv,md,tex}`` and ``<name>_gains.csv`` (:func:`kesl_utils.comparison.write_study`).
 
     The csv files hold the numbers; the markdown holds the display table, the gains with their
-    intervals and verdicts in words, and the statistics note; the tex file holds the display table.
+    intervals and readings in words, and the statistics note; the tex file the two display tables.
     """
-    folder = paths.tables_dir(profile)
-    shown = format_table(table)
     title = f"{table_spec(name).title} — profile `{profile}`"
-    md = (f"### {title}\n\n" + (f"{note}\n\n" if note else "") + to_markdown(shown)
-          + "\n\n**Comparisons, paired by seed**\n\n" + to_markdown(format_gains(gain_table)) + "\n"
-          + describe_gains(gain_table) + f"\n\n{STATISTICS_NOTE}\n")
-    tex = shown.to_latex(index=False, escape=True, caption=title.replace("`", ""), label=f"tab:{name}")
-    out = {"csv": folder / f"{name}.csv", "gains_csv": folder / f"{name}_gains.csv", "md": folder / f"{name}.md",
-           "tex": folder / f"{name}.tex"}
-    paths.atomic_write_text(out["csv"], table.assign(profile=profile).to_csv(index=False))
-    paths.atomic_write_text(out["gains_csv"], gain_table.assign(profile=profile).to_csv(index=False))
-    paths.atomic_write_text(out["md"], md)
-    paths.atomic_write_text(out["tex"], tex)
-    return out
-
-
-def budget(configs: Iterable[Config]) -> dict:
-    """What the runs of ``configs`` actually were: image size, images per class, epochs, backbones, pretraining."""
-    configs = list(configs)
-
-    def values(attribute):
-        return sorted({getattr(c, attribute) for c in configs}, key=str)
-
-    pretrain = sorted({(c.pretrain.dataset, c.pretrain.n_per_class, c.pretrain.epochs) for c in configs
-                       if c.pretrain is not None}, key=str)
-    return {"image_size": values("image_size"), "n_per_class": values("n_per_class"),
-            "n_test_per_class": values("n_test_per_class"), "epochs": values("epochs"),
-            "backbones": values("backbone"), "sources": values("source"), "pretrain": pretrain,
-            "imagenet_weights": any(c.pretrained for c in configs), "datasets": values("dataset")}
-
-
-def _listing(values) -> str:
-    return ", ".join("all" if v is None else str(v) for v in values)
-
-
-def profile_note(profile: str, configs: Iterable[Config]) -> str:
-    """The plain-words statement shown above a table: what kind of number "this run" is, with the
-    budget read from the table's own configs (not from a description of the profile)."""
-    b = budget(configs)
-    epochs = _listing(b["epochs"])
-    start = []
-    if b["pretrain"]:
-        start.append("backbones on CUB pretrained on a synthetic ImageNet stand-in ("
-                     + "; ".join(f"{d}, {n} images per class, {e} epochs" for d, n, e in b["pretrain"])
-                     + ") and fine-tuned")
-    if b["imagenet_weights"]:
-        start.append("ImageNet-pretrained backbones fine-tuned")
-    if not start or any(d != "cub" for d in b["datasets"]):
-        start.append("trained from scratch" + (" on the ImageNet subsets" if b["pretrain"] else ""))
-    training = "; ".join(start)
-    if "real" in b["sources"]:
-        return (f"**Profile `{profile}`:** the real datasets, {_listing(b['image_size'])}-px crops, {epochs} epochs, "
-                f"{_listing(b['backbones'])}; {training}. The paper's settings where it states them (the README "
-                "lists our choices where it does not): \"this run\" numbers are a reproduction attempt.")
-    return (f"**Profile `{profile}` — not a reproduction of the paper's numbers.** The datasets are synthetic "
-            f"stand-ins: generated {_listing(b['image_size'])}-px images whose classes follow the *real* class "
-            f"hierarchy (CUB taxonomy or WordNet subnet), {_listing(b['n_per_class'])} training and "
-            f"{_listing(b['n_test_per_class'])} test images per class, {epochs} epochs on a CPU "
-            f"({_listing(b['backbones'])}; {training}). Absolute accuracies are not comparable with the paper's; "
-            "what this run can test is whether KESL's *gain* over the baseline, under the same λ, T, α, β, points "
-            "the same way. " + STATISTICS_NOTE)
+    blocks = [note, comparison.DisplayTable(format_table(table), label=f"tab:{name}"),
+              comparison.DisplayTable(format_gains(gain_table), heading="Comparisons, paired by seed",
+                                      label=f"tab:{name}-gains", caption=f"{title}: comparisons, paired by seed"),
+              prose.describe_gains(gain_table),
+              "" if comparison.STATISTICS_NOTE in note else comparison.STATISTICS_NOTE]
+    return comparison.write_study(folder, name, profile=profile, title=title,
+                                  numbers={"": table, "gains": gain_table}, blocks=blocks)
 
 
 # -- what a notebook and the command line show ----------------------------------------------------------
@@ -417,16 +242,21 @@ class Report:
     files: dict
 
 
-def report(name: str, profile: str, *, seeds=None, data_root=None, device=None, run: bool = True,
-           quiet: bool = True, progress: bool = True, write: bool = True) -> Report:
-    """Run (or, with ``run=False``, only read) table ``name``'s configs, build it, and write its files."""
+def report(name: str, results: Records, *, profile: str, results_dir: Union[str, os.PathLike], seeds=None,
+           write: bool = True) -> Report:
+    """Build table ``name`` from ``results`` and (``write``) write its files to ``<results_dir>/tables/``.
+
+    ``results``: what the caller already has — the frame of :func:`kesl_utils.experiments.run_all`
+    or ``results_frame`` over the table's configs, or run records. Nothing is trained or computed:
+    the no-learning references are read from ``<results_dir>/references/`` (:func:`kesl_utils.ncm.load`).
+    """
     configs = table_spec(name).configs(profile, seeds)
-    results = (experiments.run_all(configs, data_root=data_root, device=device, quiet=quiet, progress=progress)
-               if run else experiments.results_frame(configs, data_root=data_root))
-    table = build_table(name, results, profile=profile, seeds=seeds)
-    gain_table = gains(name, results, profile=profile, seeds=seeds)
-    note = profile_note(profile, configs)
-    files = write_table(name, table, gain_table, profile=profile, note=note) if write else {}
+    references = ncm.references(configs, results_dir)
+    table = build_table(name, results, profile=profile, seeds=seeds, references=references)
+    gain_table = gains(name, results, profile=profile, seeds=seeds, references=references)
+    note = prose.profile_note(profile, configs)
+    files = write_table(name, table, gain_table, profile=profile, folder=Path(results_dir) / "tables",
+                        note=note) if write else {}
     return Report(name, profile, results, table, gain_table, note, files)
 
 

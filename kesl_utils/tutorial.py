@@ -10,30 +10,32 @@ and the metrics. What is here is bookkeeping around it:
   small JSON per (method, seed) under ``<results>/tutorial/``, named by a hash of everything that
   affects it (the data's own digest included), so that a re-run of the notebook trains nothing it
   has already trained.
-* :func:`as_tensors`, :func:`first_per_class`, :func:`nearest_class_mean_top1` — data helpers and
-  the no-learning reference.
+* :func:`first_per_class` — the first images of each class. The data as tensors and the no-learning
+  reference are :func:`kesl_utils.ncm.as_tensors` and :func:`kesl_utils.ncm.nearest_class_mean_top1`,
+  the implementation the paper tables' references use.
 * :func:`paired_comparison`, :func:`comparison_table`, :func:`write_table` — CE vs KESL paired by
-  seed with a 95 % t-interval, and a verdict that only the interval decides.
+  seed with a 95 % t-interval, read by :func:`kesl_utils.comparison.reading` (no paper value; not
+  informative where an arm stays below the raw-pixel nearest-class-mean reference).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 import torch
 
-from . import names, paths
-from .tables import NOT_LEARNED_FACTOR, mean_sd, paired_stats, to_markdown
+from . import comparison, names, paths
+from .comparison import Arm, interval_text, mean_sd, paired_stats, reading, signed
 
 __all__ = ["TutorialBudget", "BUDGETS", "budget", "settings_key", "tensor_digest", "cache_dir", "cached_result", "store_result",
-           "as_tensors", "first_per_class", "nearest_class_mean_top1", "METRICS", "paired_comparison",
-           "comparison_table", "write_table", "TABLE_NAME"]
+           "first_per_class", "METRICS", "paired_comparison", "comparison_table", "write_table", "TABLE_NAME"]
 
 TABLE_NAME = "your_own_hierarchy"
 
@@ -147,18 +149,6 @@ def store_result(profile: str, settings: Mapping, metrics: Mapping) -> dict:
 
 
 # -- data ----------------------------------------------------------------------------------------------
-def as_tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
-    """All of ``dataset`` as ``(images (N, 3, H, W) float32, labels (N,) int64)`` — for small sets that are
-    cheaper to hold in memory than to decode or generate every epoch."""
-    indices = list(range(len(dataset)))
-    items = dataset.__getitems__(indices) if hasattr(dataset, "__getitems__") else [dataset[i] for i in indices]
-    if not items:
-        raise ValueError("the dataset is empty")
-    images = torch.stack([torch.as_tensor(image, dtype=torch.float32) for image, _ in items])
-    labels = torch.tensor([int(label) for _, label in items], dtype=torch.long)
-    return images, labels
-
-
 def first_per_class(targets: Sequence[int], n_per_class: Optional[int]) -> list[int]:
     """Indices of the first ``n_per_class`` samples of every class, in dataset order (all if ``None``)."""
     if n_per_class is None:
@@ -175,16 +165,6 @@ def first_per_class(targets: Sequence[int], n_per_class: Optional[int]) -> list[
     return chosen
 
 
-def nearest_class_mean_top1(train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor,
-                            test_labels: torch.Tensor, num_classes: int) -> float:
-    """Top-1 (%) of the raw-pixel nearest-class-mean classifier: no learning, the floor a network must beat."""
-    train = train_images.flatten(1).double()
-    sums = torch.zeros(num_classes, train.shape[1], dtype=torch.float64).index_add_(0, train_labels, train)
-    counts = torch.bincount(train_labels, minlength=num_classes).clamp_min(1).double()
-    predictions = torch.cdist(test_images.flatten(1).double(), sums / counts[:, None]).argmin(dim=1)
-    return float((predictions == test_labels).double().mean()) * 100.0
-
-
 # -- the comparison ------------------------------------------------------------------------------------
 #: metric key → (label, unit, higher is better)
 METRICS = {
@@ -195,90 +175,72 @@ METRICS = {
 
 
 def paired_comparison(baseline: Mapping[int, float], treatment: Mapping[int, float], *, higher_is_better: bool,
-                      learned: bool = True) -> dict:
-    """Treatment − baseline, paired by seed (the keys): mean, sd, n, 95 % t-interval, p, and a verdict.
+                      arms: Iterable[Arm] = ()) -> dict:
+    """Treatment − baseline, paired by seed (the keys): mean, sd, n, 95 % t-interval, p, and the reading.
 
-    The verdict comes from the interval only: ``"helps"`` or ``"hurts"`` where it excludes zero (in the
-    metric's better or worse direction), ``"no evidence either way at this budget"`` where it does not;
-    a single seed gives no interval and no verdict, and an arm that did not learn gives no verdict.
+    ``reading``/``verdict``: the key and sentence of :func:`kesl_utils.comparison.reading` (no paper value:
+    better, worse or no difference in the metric's direction); ``arms``: the arms' mean top-1 and their
+    no-learning reference, which make the comparison "not informative" where an arm stays below it.
     """
     seeds = sorted(set(baseline) & set(treatment))
-    differences = [treatment[s] - baseline[s] for s in seeds]
-    out = paired_stats(differences)
-    if out["n"] == 0:
-        out["verdict"] = "not measured"
-    elif not learned:
-        out["verdict"] = f"an arm did not learn (top-1 below {NOT_LEARNED_FACTOR:g} × chance): no verdict"
-    elif out["n"] < 2:
-        out["verdict"] = "a single seed: no interval, no verdict"
-    elif out["ci_low"] > 0 or out["ci_high"] < 0:
-        better = (out["ci_low"] > 0) == higher_is_better
-        out["verdict"] = "helps" if better else "hurts"
-    else:
-        out["verdict"] = "no evidence either way at this budget"
-    return out
+    paired = paired_stats([treatment[s] - baseline[s] for s in seeds])
+    read = reading(paired.interval, paired.n, arms=arms, higher_is_better=higher_is_better)
+    return {"mean": paired.mean, "sd": paired.sd, "n": paired.n, "ci_low": paired.ci_low,
+            "ci_high": paired.ci_high, "p_value": paired.p_value, "reading": read.key, "verdict": read.sentence}
 
 
 def comparison_table(results: pd.DataFrame, *, baseline: str = "CE", treatment: str = "KESL",
-                     chance_top1: Optional[float] = None) -> pd.DataFrame:
+                     reference_top1: Optional[float] = None) -> pd.DataFrame:
     """One row per metric of :data:`METRICS`: each arm's mean and sd over seeds, the paired difference
-    (treatment − baseline) with its 95 % interval and p-value, and the verdict.
+    (treatment − baseline) with its 95 % interval and p-value, and its reading.
 
-    ``results``: one row per run with columns ``method``, ``seed`` and the metric keys. With
-    ``chance_top1`` (%), an arm whose mean top-1 stays below :data:`~kesl_utils.tables.NOT_LEARNED_FACTOR`
-    × chance gets no verdict.
+    ``results``: one row per run with columns ``method``, ``seed`` and the metric keys.
+    ``reference_top1``: the top-1 (%) of the raw-pixel nearest class mean on the same images
+    (:func:`kesl_utils.ncm.nearest_class_mean_top1`); where an arm's mean top-1 stays below it, every
+    metric's comparison reads "not informative". ``None``: no reference, no such check.
     """
     rows = []
     arms = {method: part.set_index("seed") for method, part in results.groupby("method")}
     for method in (baseline, treatment):
         if method not in arms:
             raise ValueError(f"results have no runs of {method!r}; methods: {sorted(arms)}")
-    learned = chance_top1 is None or all(arms[m]["top1"].mean() >= NOT_LEARNED_FACTOR * chance_top1
-                                         for m in (baseline, treatment))
+    standing = [Arm(arms[m]["top1"].astype(float).mean(), reference_top1) for m in (baseline, treatment)]
     for key, (label, unit, higher_is_better) in METRICS.items():
         a, b = (arms[m][key].astype(float).dropna() for m in (baseline, treatment))
-        paired = paired_comparison(a.to_dict(), b.to_dict(), higher_is_better=higher_is_better, learned=learned)
+        paired = paired_comparison(a.to_dict(), b.to_dict(), higher_is_better=higher_is_better, arms=standing)
         rows.append({"metric": key, "label": label, "unit": unit, "higher_is_better": higher_is_better,
                      f"{baseline}_mean": a.mean(), f"{baseline}_sd": a.std(ddof=1) if len(a) > 1 else math.nan,
                      f"{treatment}_mean": b.mean(), f"{treatment}_sd": b.std(ddof=1) if len(b) > 1 else math.nan,
                      "difference": paired["mean"], "ci_low": paired["ci_low"], "ci_high": paired["ci_high"],
-                     "p_value": paired["p_value"], "n_seeds": paired["n"], "verdict": paired["verdict"]})
+                     "p_value": paired["p_value"], "n_seeds": paired["n"], "reference_top1": reference_top1,
+                     "reading": paired["reading"], "verdict": paired["verdict"]})
     return pd.DataFrame(rows)
 
 
 def format_comparison(table: pd.DataFrame, *, baseline: str = "CE", treatment: str = "KESL",
                       digits: int = 2) -> pd.DataFrame:
-    """A display copy of :func:`comparison_table`: mean ± sd per arm, the signed difference and its interval."""
-    def interval(low, high):
-        return "" if pd.isna(low) else f"[{low:+.{digits}f}, {high:+.{digits}f}]"
-
+    """A display copy of :func:`comparison_table`: mean ± sd per arm, the signed difference, its interval
+    and its reading."""
     return pd.DataFrame({
         "metric": [f"{label} ({unit})" for label, unit in zip(table["label"], table["unit"])],
         baseline: [mean_sd(m, s, digits) for m, s in zip(table[f"{baseline}_mean"], table[f"{baseline}_sd"])],
         treatment: [mean_sd(m, s, digits) for m, s in zip(table[f"{treatment}_mean"], table[f"{treatment}_sd"])],
-        f"{treatment} − {baseline}": ["" if pd.isna(d) else f"{d:+.{digits}f}" for d in table["difference"]],
-        "95 % CI": [interval(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])],
+        f"{treatment} − {baseline}": [signed(d, digits) for d in table["difference"]],
+        "95 % CI": [interval_text(lo, hi, digits) for lo, hi in zip(table["ci_low"], table["ci_high"])],
         "seeds": table["n_seeds"].astype(int).astype(str),
-        "verdict": table["verdict"],
+        "reading": table["verdict"],
     })
 
 
-def write_table(table: pd.DataFrame, *, profile: str, note: str = "", name: str = TABLE_NAME,
-                baseline: str = "CE", treatment: str = "KESL") -> dict[str, Path]:
-    """``<results of profile>/tables/<name>.{csv,md,tex}``: the numbers (csv), the display table with
-    ``note`` (md) and the display table alone (tex). Returns the three paths."""
-    folder = paths.tables_dir(profile)
-    shown = format_comparison(table, baseline=baseline, treatment=treatment)
+def write_table(table: pd.DataFrame, *, profile: str, folder: Union[str, os.PathLike], note: str = "",
+                name: str = TABLE_NAME, baseline: str = "CE", treatment: str = "KESL") -> dict[str, Path]:
+    """``<folder>/<name>.{csv,md,tex}`` (:func:`kesl_utils.comparison.write_study`): the numbers (csv), the
+    display table with ``note`` (md) and the display table alone (tex). Returns the three paths."""
     title = f"{treatment} vs {baseline} on your own hierarchy (notebook 10) — profile `{profile}`"
-    md = (f"### {title}\n\n" + (f"{note}\n\n" if note else "") + to_markdown(shown) + "\n"
-          "Differences are paired by seed; the 95 % interval uses the t distribution with n − 1 degrees of "
-          "freedom; the verdict comes from the interval only.\n")
-    tex = shown.to_latex(index=False, escape=True, caption=title.replace("`", ""), label=f"tab:{name}")
-    out = {"csv": folder / f"{name}.csv", "md": folder / f"{name}.md", "tex": folder / f"{name}.tex"}
-    paths.atomic_write_text(out["csv"], table.assign(profile=profile).to_csv(index=False))
-    paths.atomic_write_text(out["md"], md)
-    paths.atomic_write_text(out["tex"], tex)
-    return out
+    blocks = [note, comparison.DisplayTable(format_comparison(table, baseline=baseline, treatment=treatment),
+                                            label=f"tab:{name}"),
+              comparison.STATISTICS_NOTE]
+    return comparison.write_study(folder, name, profile=profile, title=title, numbers={"": table}, blocks=blocks)
 
 
 def results_frame(records: Iterable[Mapping]) -> pd.DataFrame:

@@ -599,18 +599,16 @@ def test_radial_dendrogram_colours_more_groups_than_its_palette():
     plt.close(fig)
 
 
-def test_save_figure_is_byte_stable_and_goes_to_the_profiles_folder(tmp_path, monkeypatch):
+def test_save_figure_is_byte_stable_and_goes_to_the_folder_it_is_given(tmp_path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    monkeypatch.delenv("KESL_RESULTS_DIR", raising=False)
-    monkeypatch.setattr(plots.paths, "PROJECT_ROOT", tmp_path)
     contents = []
     for _ in range(2):
         fig, ax = plt.subplots()
         ax.plot([0, 1], [0.1 + 1e-12, 0.2])
-        path = plots.save_figure(fig, "probe", profile="smoke")
+        path = plots.save_figure(fig, "probe", tmp_path / "figures")
         plt.close(fig)
         contents.append(path.read_bytes())
-    assert path == tmp_path / "build" / "results-smoke" / "figures" / "probe.png"
+    assert path == tmp_path / "figures" / "probe.png"
     assert contents[0] == contents[1] and b"Software" not in contents[0] and b"Creation" not in contents[0]

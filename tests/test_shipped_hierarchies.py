@@ -273,7 +273,7 @@ def test_resolve_hierarchy_tree_of_a_wordnet_subnet(wn):
 
 
 def test_training_and_the_ncm_reference_resolve_the_hierarchy_in_one_place(monkeypatch):
-    from kesl_utils import reference, train
+    from kesl_utils import hierarchy_files, ncm, train
     from kesl_utils.config import Config
 
     calls = []
@@ -286,11 +286,10 @@ def test_training_and_the_ncm_reference_resolve_the_hierarchy_in_one_place(monke
         raise Resolved
 
     monkeypatch.setattr(train, "resolve_hierarchy", resolve)
-    monkeypatch.setattr(reference, "resolve_hierarchy", resolve)
+    monkeypatch.setattr(hierarchy_files, "resolve_hierarchy", resolve)
     config = Config(dataset="mini_imagenet", hierarchy_mode="tree", source="synthetic",
                     n_per_class=2, n_test_per_class=1)
-    reference._ncm.cache_clear()
-    for caller in (train.load_run_hierarchy, reference.nearest_class_mean_top1):
+    for caller in (train.load_run_hierarchy, ncm.compute):
         with pytest.raises(Resolved):
             caller(config)
     assert calls == [("mini_imagenet", "tree")] * 2

@@ -1,12 +1,13 @@
 """The studies beyond the paper: the sweep's gains and hypotheses, the leaderboard's paired comparisons.
 
-Records are made by hand with known top-1 values, so every number below is computed by hand."""
+Records are made by hand with known top-1 values, so every number below is computed by hand; the
+no-learning references are given as the studies take them (``{ncm.data_key: top-1}``)."""
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from kesl_utils import leaderboard, names, sweep
+from kesl_utils import leaderboard, names, ncm, sweep
 from kesl_utils.records import RunRecord
 
 SEEDS = (0, 1, 2)
@@ -29,35 +30,68 @@ def sweep_records(gain_of):
     return out
 
 
+def references(configs, top1=30.0):
+    return {ncm.data_key(c): top1 for c in configs}
+
+
+SWEEP_REFERENCES = references(sweep.all_configs("smoke", seeds=SEEDS))
+
+
 def test_sweep_gains_are_paired_by_seed():
     records = sweep_records(lambda a, n, noise, seed: 2.0 * a + 0.5 * seed)
-    table = sweep.gains(records, "smoke", seeds=SEEDS)
+    table = sweep.gains(records, "smoke", seeds=SEEDS, references=SWEEP_REFERENCES)
     row = table[(table.alignment == 1.0) & (table.n_per_class == 2) & (table.label_noise == 0.0)].iloc[0]
     diffs = np.array([2.0, 2.5, 3.0])
     half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / np.sqrt(3)
     assert row.gain_top1 == pytest.approx(2.5) and row.n_seeds == 3
     assert (row.gain_top1_low, row.gain_top1_high) == pytest.approx((2.5 - half, 2.5 + half))
     assert row.ce_top1 == pytest.approx(51.0) and row.kesl_top1 == pytest.approx(53.5)
-    assert row.gain_severity == pytest.approx(0.0)
+    assert row.gain_severity == pytest.approx(0.0) and row.reference == 30.0
+    assert (row.top1_reading, row.severity_reading) == ("better", "no_difference")
     text = sweep.verdict_paragraph(table)
-    assert "significantly positive** (95 % interval above zero) in 3 of 5 cells" in text
+    assert "**Significantly better at 5 %** in 3 of 5: " in text
+    assert "**No difference detected at this budget** in 2 of 5: alignment 0, 2 images/class" in text
+    # an arm below the cell's reference: the cell is not read, whatever its interval
+    low = sweep.gains(records, "smoke", seeds=SEEDS, references=references(sweep.all_configs("smoke", seeds=SEEDS),
+                                                                           51.5))
+    assert set(low["top1_reading"]) == {"not_informative"} and set(low["severity_reading"]) == {"not_informative"}
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (left, right) = plt.subplots(1, 2)
+    sweep.heatmap(low, "top1", 0.0, ax=right)  # the figure flags what the table flags
+    assert len([p for p in right.patches if p.get_hatch() == "///"]) == 4
+    sweep.lines(low, "severity", 0.0, ax=left)
+    assert "not informative" in left.get_legend_handles_labels()[1]
+    plt.close(fig)
+    assert set(sweep.gains(records, "smoke", seeds=SEEDS)["top1_reading"]) == {"reference_missing"}
 
 
 def test_the_hypotheses_are_judged_from_their_intervals():
     # gain = 3·alignment − n/3 + 2·noise·10 + a seed wobble: rises with alignment, falls with data, rises with noise
     wobble = {0: 0.0, 1: 0.3, 2: -0.2}
     records = sweep_records(lambda a, n, noise, seed: 3.0 * a - n / 3.0 + 20.0 * noise + wobble[seed] * (1 + a))
-    tested = sweep.hypotheses(records, "smoke", seeds=SEEDS).set_index("hypothesis")
+    tested = sweep.hypotheses(records, "smoke", seeds=SEEDS, references=SWEEP_REFERENCES).set_index("hypothesis")
     # alignment: gain(1, n) − gain(0, n) = 3 + wobble·1, averaged over n = 2, 3
     assert tested.loc["gain grows as alignment rises", "contrast"] == pytest.approx(3.0 + np.mean([0.0, 0.3, -0.2]))
     # data: gain(a, 2) − gain(a, 3) = 1/3 for every a and seed
     assert tested.loc["gain shrinks as data grows", "contrast"] == pytest.approx(1 / 3)
     # noise: gain(1, 3, 0.2) − gain(1, 3, 0) = 4
     assert tested.loc["gain grows with label noise", "contrast"] == pytest.approx(4.0)
-    assert tested.loc["gain grows as alignment rises", "verdict"] == "held at 5 %"
-    flat = sweep.hypotheses(sweep_records(lambda a, n, noise, seed: wobble[seed] * (1 + a)), "smoke", seeds=SEEDS)
-    assert flat.set_index("hypothesis").loc["gain shrinks as data grows", "verdict"].startswith("not shown")
-    assert sweep.hypotheses([], "smoke", seeds=SEEDS)["verdict"].str.startswith("untested").all()
+    assert tested.loc["gain grows as alignment rises", "held"]
+    assert tested.loc["gain grows as alignment rises", "verdict"] == "significantly better at 5 %"
+    flat = sweep.hypotheses(sweep_records(lambda a, n, noise, seed: wobble[seed] * (1 + a)), "smoke", seeds=SEEDS,
+                            references=SWEEP_REFERENCES).set_index("hypothesis")
+    assert flat.loc["gain shrinks as data grows", "reading"] == "no_difference"
+    assert not flat["held"].any()
+    assert set(sweep.hypotheses([], "smoke", seeds=SEEDS)["reading"]) == {"missing"}
+    # a contrast spanning a cell whose arm is below its reference is not held, however clear its interval
+    lowered = references(sweep.all_configs("smoke", seeds=SEEDS))
+    lowered.update(references(sweep.cell_configs("smoke", 0.0, 2, 0.0, seeds=SEEDS)["CE"], 55.0))
+    spoiled = sweep.hypotheses(records, "smoke", seeds=SEEDS, references=lowered).set_index("hypothesis")
+    assert spoiled.loc["gain grows as alignment rises", "reading"] == "not_informative"
+    assert not spoiled.loc["gain grows as alignment rises", "held"]
+    assert spoiled.loc["gain grows with label noise", "held"]  # it spans no such cell
 
 
 def test_leaderboard_compares_each_method_with_ce_paired_by_seed():
@@ -69,12 +103,20 @@ def test_leaderboard_compares_each_method_with_ce_paired_by_seed():
         for config in configs:
             top1 = 40.0 + config.seed + {"ce": 0.0, "kesl": 1.0 + 0.1 * config.seed, "hxe@0.5": -3.0}.get(key, 0.05 * config.seed)
             records.append(record(config, top1=top1, crm_top1=top1 - 0.5 if key == "ce" else top1))
-    board = leaderboard.build(records, "smoke", seeds=SEEDS, datasets=("cub",))
+    board = leaderboard.build(records, "smoke", seeds=SEEDS, datasets=("cub",),
+                              references=references(leaderboard.all_configs("smoke", seeds=SEEDS, datasets=("cub",))))
     top1 = board[board.metric == "top-1 (%)"].set_index("method")
     assert top1.loc["ce", "mean"] == pytest.approx(41.0) and top1.loc["ce", "n_seeds"] == 3
-    assert top1.loc["kesl", "vs_ce"] == pytest.approx(1.1) and top1.loc["kesl", "beats_ce"] == True  # noqa: E712
-    assert top1.loc["hxe@0.5", "vs_ce"] == pytest.approx(-3.0) and top1.loc["hxe@0.5", "beats_ce"] == False  # noqa: E712
+    assert top1.loc["ce", "reading"] == "" and top1.loc["ce", "reference"] == 30.0
+    assert top1.loc["kesl", "vs_ce"] == pytest.approx(1.1) and top1.loc["kesl", "reading"] == "better"
+    assert top1.loc["hxe@0.5", "vs_ce"] == pytest.approx(-3.0) and top1.loc["hxe@0.5", "reading"] == "worse"
     assert top1.loc["ce+crm", "mean"] == pytest.approx(40.5)  # the CE runs' crm_top1
-    assert top1.loc["ce+crm", "vs_ce"] == pytest.approx(-0.5)
+    assert top1.loc["ce+crm", "vs_ce"] == pytest.approx(-0.5) and top1.loc["ce+crm", "reading"] == "worse"
+    # ECE is lower-is-better: the same +0 differences read as no difference, not as a loss
+    assert (board[(board.metric == "ECE") & (board.method == "kesl")]["reading"] == "no_difference").all()
     lines = leaderboard.verdicts(board)
-    assert "**cub** (3 paired seeds): better than CE at 5 %: KESL (paper setting) on" in lines
+    assert "**cub** (3 paired seeds), against CE: significantly better at 5 %: KESL (paper setting) on" in lines
+    cell = leaderboard.format_board(board, "cub").set_index("method").loc["KESL (paper setting)", "top-1 (%)"]
+    assert cell.startswith("42.10 [") and cell.endswith("; Δ +1.10: significantly better at 5 %")
+    unread = leaderboard.build(records, "smoke", seeds=SEEDS, datasets=("cub",))
+    assert set(unread.loc[unread.method != "ce", "reading"]) == {"reference_missing"}

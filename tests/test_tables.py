@@ -1,13 +1,12 @@
-"""Paper tables from run records: cells joined by run id, paired statistics, verdict words, files."""
-import math
+"""Paper tables from run records: cells joined by run id, readings, reference rows read (never computed), files."""
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
-from kesl_utils import experiments, paths, records, tables
+from kesl_utils import experiments, ncm, paths, prose, records, tables
 from kesl_utils.records import RunRecord
 from kesl_utils.table_specs import TABLES, table_spec
 
@@ -40,39 +39,9 @@ def unrelated(profile="smoke"):
     return out
 
 
-# -- statistics -----------------------------------------------------------------------------------
-def test_paired_stats_match_scipys_paired_t_test():
-    a = np.array([30.0, 31.5, 29.0, 33.0, 28.5])
-    b = np.array([31.0, 33.0, 29.5, 35.0, 29.0])
-    got = tables.paired_stats(b - a)
-    reference = stats.ttest_rel(b, a)
-    assert got["mean"] == pytest.approx(np.mean(b - a)) and got["n"] == 5
-    assert got["sd"] == pytest.approx(np.std(b - a, ddof=1))
-    assert got["p_value"] == pytest.approx(reference.pvalue)
-    low, high = stats.t.interval(0.95, 4, loc=np.mean(b - a), scale=stats.sem(b - a))
-    assert (got["ci_low"], got["ci_high"]) == pytest.approx((low, high))
-    one = tables.paired_stats([2.0])
-    assert one["n"] == 1 and math.isnan(one["ci_low"]) and math.isnan(one["p_value"]) and math.isnan(one["sd"])
-
-
-@pytest.mark.parametrize("paper,diffs,key", [
-    (1.3, [1.0, 1.2, 0.9], "same"),
-    (1.3, [-1.0, -1.2, -0.9], "opposite"),
-    (-0.5, [-1.0, -1.2, -0.9], "same"),
-    (1.3, [1.0, -1.0, 0.5], "none"),
-    (0.0, [1.0, 1.2, 0.9], "positive"),
-    (0.0, [-1.0, -1.2, -0.9], "negative"),
-    (1.3, [2.0], "single"),
-    (1.3, [], "missing"),
-])
-def test_verdict_comes_from_the_interval(paper, diffs, key):
-    assert tables.verdict(paper, tables.paired_stats(diffs)) == key
-    # One sd above zero is not enough: 3 seeds with mean 1 and sd 0.8 have a t-interval that crosses 0.
-    assert tables.verdict(1.0, tables.paired_stats([0.2, 1.0, 1.8])) == "none"
-
-
-def test_an_arm_that_did_not_learn_gets_no_verdict():
-    assert tables.verdict(1.3, tables.paired_stats([5.0, 6.0, 7.0]), learned=False) == "not_learned"
+def stored(configs, top1):
+    """``references`` as the tables take them: the same no-learning top-1 for every config's images."""
+    return {ncm.data_key(c): float(top1) for c in configs}
 
 
 # -- joins by run id ------------------------------------------------------------------------------------
@@ -81,17 +50,25 @@ def test_cells_come_from_the_rows_own_runs(results_dir):
     base, ours = spec.row("baseline"), spec.row("ours")
     runs = [record(c, 40.0 + 2 * c.seed) for c in base.configs("smoke", seeds=(0, 1, 2))]
     runs += [record(c, 41.0 + 2 * c.seed + 0.5 * c.seed) for c in ours.configs("smoke", seeds=(0, 1, 2))]
-    alone = tables.build_table("cub_comparison", runs, profile="smoke", seeds=(0, 1, 2), references=False)
-    crowded = tables.build_table("cub_comparison", runs + unrelated(), profile="smoke", seeds=(0, 1, 2),
-                                 references=False)
+    alone = tables.build_table("cub_comparison", runs, profile="smoke", seeds=(0, 1, 2))
+    crowded = tables.build_table("cub_comparison", runs + unrelated(), profile="smoke", seeds=(0, 1, 2))
     pd.testing.assert_frame_equal(alone, crowded)
     row = alone.set_index("key").loc["baseline"]
     assert (row["this_run"], row["n_seeds"]) == (42.0, 3) and row["this_run_sd"] == pytest.approx(2.0)
     assert row["difference"] == pytest.approx(42.0 - 85.8)
     assert alone.set_index("key").loc["KERL", "n_seeds"] == 0 and alone.set_index("key").loc["KERL", "kind"] == "quoted"
-    gains = tables.gains("cub_comparison", runs + unrelated(), profile="smoke", seeds=(0, 1, 2)).iloc[0]
+    references = stored(base.configs("smoke", seeds=(0, 1, 2)), 30.0)
+    gains = tables.gains("cub_comparison", runs + unrelated(), profile="smoke", seeds=(0, 1, 2),
+                         references=references).iloc[0]
     assert gains["this_run"] == pytest.approx(np.mean([1.0, 1.5, 2.0])) and gains["paper"] == 1.3
-    assert gains["verdict"] == tables.VERDICTS["same"]
+    # [+0.26, +2.74] holds the paper's +1.3, both arms above the reference of 30 %
+    assert (gains["reading"], gains["verdict"]) == ("agrees", "agrees with the paper") and gains["reference"] == 30.0
+    # without its stored reference the comparison is not read, only measured
+    unread = tables.gains("cub_comparison", runs, profile="smoke", seeds=(0, 1, 2)).iloc[0]
+    assert unread["reading"] == "reference_missing" and unread["this_run"] == gains["this_run"]
+    below = tables.gains("cub_comparison", runs, profile="smoke", seeds=(0, 1, 2), references=stored(
+        base.configs("smoke", seeds=(0, 1, 2)), 42.5)).iloc[0]
+    assert below["reading"] == "not_informative"  # the baseline's 42.0 is below 42.5
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -100,8 +77,8 @@ def test_every_table_ignores_unrelated_records(name):
     configs = spec.configs("smoke", seeds=(0, 1, 2))
     rng = np.random.default_rng(0)
     runs = [record(c, rng.uniform(20, 60)) for c in configs]
-    alone = tables.build_table(name, runs, profile="smoke", seeds=(0, 1, 2), references=False)
-    crowded = tables.build_table(name, runs + unrelated(), profile="smoke", seeds=(0, 1, 2), references=False)
+    alone = tables.build_table(name, runs, profile="smoke", seeds=(0, 1, 2))
+    crowded = tables.build_table(name, runs + unrelated(), profile="smoke", seeds=(0, 1, 2))
     pd.testing.assert_frame_equal(alone, crowded)
     pd.testing.assert_frame_equal(tables.gains(name, runs, profile="smoke", seeds=(0, 1, 2)),
                                   tables.gains(name, runs + unrelated(), profile="smoke", seeds=(0, 1, 2)))
@@ -132,34 +109,59 @@ def test_not_learned_arm_is_flagged_in_table_and_gain():
     for row in spec.rows:
         for c in row.configs("smoke", seeds=(0, 1)):
             runs.append(record(c, 1.0 if row.key.startswith("resnet50") else 30.0 + c.seed))
-    table = tables.build_table("backbone_ablation", runs, profile="smoke", seeds=(0, 1), references=False)
+    references = stored(spec.configs("smoke", seeds=(0, 1)), 20.0)
+    table = tables.build_table("backbone_ablation", runs, profile="smoke", seeds=(0, 1), references=references)
     flagged = table.set_index("key")["learned"]
     assert not flagged["resnet50/baseline"] and flagged["resnet18/baseline"]
+    assert table.set_index("key").loc["resnet50/ours", "below_reference"]
     shown = tables.format_table(table)
     assert shown.loc[table["key"] == "resnet50/ours", "this run"].item().endswith("(did not learn)")
-    gains = tables.gains("backbone_ablation", runs, profile="smoke", seeds=(0, 1)).set_index("comparison")
-    assert gains.loc["Ours − Baseline (ResNet-50)", "verdict"] == tables.VERDICTS["not_learned"]
+    gains = tables.gains("backbone_ablation", runs, profile="smoke", seeds=(0, 1), references=references)
+    gains = gains.set_index("comparison")
+    assert gains.loc["Ours − Baseline (ResNet-50)", "verdict"] == \
+        "not informative: an arm is below the no-learning reference"
+    assert not gains.loc["Ours − Baseline (ResNet-50)", "learned"]
+    assert gains.loc["Ours − Baseline (ResNet-18)", "reading"] != "not_informative"
 
 
-def test_reference_row_is_the_nearest_class_mean_of_the_same_images():
-    table = tables.build_table("general_recognition", [], profile="smoke")
-    reference = table[table["kind"] == "reference"]
-    assert list(reference["key"]) == ["ncm/mini_imagenet", "ncm/small_imagenet"]
-    assert (reference["this_run"] >= 0).all() and (reference["n_seeds"] == 1).all()
+def test_an_arm_below_the_reference_is_marked_in_the_display_table():
+    spec = table_spec("cub_comparison")
+    runs = [record(c, 40.0) for c in spec.row("baseline").configs("smoke", seeds=(0, 1))]
+    table = tables.build_table("cub_comparison", runs, profile="smoke", seeds=(0, 1),
+                               references=stored(spec.configs("smoke", seeds=(0, 1)), 45.0))
+    row = tables.format_table(table).set_index(table["key"]).loc["baseline"]
+    assert row["this run"] == "40.0 ± 0.0 (below the no-learning reference)"
+
+
+def test_reference_rows_are_read_from_the_stored_references_never_computed(monkeypatch):
+    monkeypatch.setattr(ncm, "compute", lambda config: pytest.fail("a table computed a reference"))
+    configs = table_spec("general_recognition").configs("smoke")
+    references = {ncm.data_key(c): 10.0 + i for i, c in enumerate(configs)}
+    table = tables.build_table("general_recognition", [], profile="smoke", references=references)
+    reference = table[table["kind"] == "reference"].set_index("key")
+    assert list(reference.index) == ["ncm/mini_imagenet", "ncm/small_imagenet"]
+    for dataset in ("mini_imagenet", "small_imagenet"):
+        expected = [references[ncm.data_key(c)] for c in configs if c.dataset == dataset]
+        assert reference.loc[f"ncm/{dataset}", "this_run"] == pytest.approx(np.mean(expected))
+    missing = tables.build_table("general_recognition", [], profile="smoke")
+    assert missing.loc[missing["kind"] == "reference", "n_seeds"].eq(0).all()
+    assert missing.loc[missing["kind"] == "reference", "this_run"].isna().all()
 
 
 def test_written_files_hold_numbers_intervals_and_words(results_dir):
     spec = table_spec("cub_comparison")
     runs = [record(c, 40.0 + c.seed) for c in spec.row("baseline").configs("smoke", seeds=(0, 1, 2))]
     runs += [record(c, 40.5 + 1.1 * c.seed) for c in spec.row("ours").configs("smoke", seeds=(0, 1, 2))]
-    table = tables.build_table("cub_comparison", runs, profile="smoke", seeds=(0, 1, 2))
-    gains = tables.gains("cub_comparison", runs, profile="smoke", seeds=(0, 1, 2))
-    note = tables.profile_note("smoke", spec.configs("smoke", seeds=(0,)))
-    written = tables.write_table("cub_comparison", table, gains, profile="smoke", note=note)
+    references = stored(spec.configs("smoke", seeds=(0, 1, 2)), 20.0)
+    table = tables.build_table("cub_comparison", runs, profile="smoke", seeds=(0, 1, 2), references=references)
+    gains = tables.gains("cub_comparison", runs, profile="smoke", seeds=(0, 1, 2), references=references)
+    note = prose.profile_note("smoke", spec.configs("smoke", seeds=(0,)))
+    written = tables.write_table("cub_comparison", table, gains, profile="smoke", folder=results_dir / "tables",
+                                 note=note)
     assert written["csv"] == results_dir / "tables" / "cub_comparison.csv"
     md = written["md"].read_text()
     assert "95 % CI" in md and "sample standard deviation" in md and "16-px" in md and "2 training" in md
-    assert "nearest class mean" in md
+    assert "nearest class mean" in md and gains.loc[0, "verdict"] in md
     back = pd.read_csv(written["gains_csv"])
     assert back.loc[0, "n_seeds"] == 3 and back.loc[0, "ci_low"] < back.loc[0, "this_run"] < back.loc[0, "ci_high"]
     assert "\\begin{tabular}" in written["tex"].read_text()
@@ -183,12 +185,13 @@ def test_committed_quick_tables_are_rebuilt_from_the_records_by_run_id(monkeypat
         pytest.skip("no committed quick records")
     for name in TABLES:
         expected = pd.read_csv(committed / "tables" / f"{name}.csv")
-        got = tables.build_table(name, quick + unrelated("quick"), profile="quick")
+        references = ncm.references(table_spec(name).configs("quick"), committed)
+        got = tables.build_table(name, quick + unrelated("quick"), profile="quick", references=references)
         for column in ("this_run", "this_run_sd", "n_seeds"):
             np.testing.assert_allclose(got[column].to_numpy(float), expected[column].to_numpy(float),
                                        rtol=1e-9, err_msg=f"{name}.{column}")
         expected_gains = pd.read_csv(committed / "tables" / f"{name}_gains.csv")
-        got_gains = tables.gains(name, quick + unrelated("quick"), profile="quick")
+        got_gains = tables.gains(name, quick + unrelated("quick"), profile="quick", references=references)
         for column in ("this_run", "ci_low", "ci_high", "p_value", "n_seeds"):
             np.testing.assert_allclose(got_gains[column].to_numpy(float), expected_gains[column].to_numpy(float),
                                        rtol=1e-9, err_msg=f"{name}_gains.{column}")
@@ -203,17 +206,42 @@ def test_protocol_checks_state_the_ncm_margin_and_the_arms_that_did_not_learn():
         # MobileNetV2 arms stay at 1 % (chance 0.5 %: below 5 x chance); the others learn.
         top1 = 1.0 if row.config("quick").backbone == "mobilenet_v2" else 50.0 + (2.0 if "kesl" in row.key else 0.0)
         recs += [record(config, top1) for config in row.configs("quick")]
-    table = tables.build_table("backbone_ablation", recs, profile="quick", references=False)
-    reference = {column: "" for column in spec.columns}
-    reference.update(key="ncm/cub", kind="reference", paper=math.nan, this_run=46.0, this_run_sd=1.0, n_seeds=3,
-                     chance=0.5, learned=True, run_ids="")
-    table = pd.concat([table, pd.DataFrame([reference])], ignore_index=True)
-    text = tables.protocol_checks("backbone_ablation", table, profile="quick")
+    table = tables.build_table("backbone_ablation", recs, profile="quick",
+                               references=stored(spec.configs("quick"), 46.0))
+    text = prose.protocol_checks("backbone_ablation", table, profile="quick")
     baseline = table[table["this_run"].notna() & (table["kind"] == "run")]
     # the margin is the profile's own CE baseline's (ResNet-18 in quick: 50.0 - 46.0), not MobileNetV2's
     assert "+4.0 points against the nearest class mean on raw pixels (46.0 %); criterion ≥ +5: **not met**" in text
     assert "2 of 6 measured arms stay below 5 × chance" in text and len(baseline) == 6
     assert "2 of 6 measured arms score below the nearest class mean of their dataset: MobileNetV2 (method Baseline) " \
            "(1.0 % against 46.0 %); MobileNetV2 (method Ours) (1.0 % against 46.0 %)." in text
-    empty = tables.build_table("backbone_ablation", [], profile="quick", references=False)
-    assert tables.protocol_checks("backbone_ablation", empty, profile="quick").startswith("- No run")
+    empty = tables.build_table("backbone_ablation", [], profile="quick")
+    assert prose.protocol_checks("backbone_ablation", empty, profile="quick").startswith("- No run")
+    unreferenced = prose.protocol_checks("backbone_ablation", tables.build_table("backbone_ablation", recs,
+                                                                                  profile="quick"), profile="quick")
+    assert "cub: the nearest-class-mean reference of these images is not stored" in unreferenced
+
+
+def test_report_reads_results_and_references_and_never_trains(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("tables.report trained or computed")
+
+    monkeypatch.setattr("kesl_utils.train.run", refuse)
+    monkeypatch.setattr("kesl_utils.experiments.run_all", refuse)
+    spec = table_spec("cub_comparison")
+    configs = spec.configs("smoke", seeds=(0, 1, 2))
+    for config in configs:  # the stored references, as run_all leaves them
+        path = ncm.record_path(config, tmp_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"data": ncm.data_fields(config), "top1": 30.0}))
+    monkeypatch.setattr(ncm, "compute", refuse)
+    runs = [record(c, 40.0 + c.seed) for c in spec.row("baseline").configs("smoke", seeds=(0, 1, 2))]
+    runs += [record(c, 40.5 + 1.1 * c.seed) for c in spec.row("ours").configs("smoke", seeds=(0, 1, 2))]
+    result = tables.report("cub_comparison", runs, profile="smoke", results_dir=tmp_path, seeds=(0, 1, 2))
+    assert result.results is runs and result.table.set_index("key").loc["ncm/cub", "this_run"] == 30.0
+    # the gain is 0.5 + 0.1·seed: [+0.35, +0.85], above zero, below the paper's +1.3
+    assert result.gains.loc[0, "reading"] == "smaller_gain"
+    assert {p.parent for p in result.files.values()} == {tmp_path / "tables"}
+    assert tables.report("cub_comparison", runs, profile="smoke", results_dir=tmp_path / "elsewhere",
+                         seeds=(0, 1, 2), write=False).files == {}
+    assert not (tmp_path / "elsewhere").exists()  # reading references created nothing

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from kesl_utils import names, paths, tutorial
+from kesl_utils.comparison import READINGS, Arm
 
 
 @pytest.fixture
@@ -77,41 +78,26 @@ def test_first_per_class_keeps_dataset_order():
         tutorial.first_per_class(targets, 0)
 
 
-def test_as_tensors_stacks_images_and_labels():
-    dataset = [(np.full((3, 2, 2), k, dtype=np.float32), k % 2) for k in range(3)]
-    images, labels = tutorial.as_tensors(dataset)
-    assert images.shape == (3, 3, 2, 2) and images.dtype == torch.float32
-    assert labels.tolist() == [0, 1, 0] and labels.dtype == torch.long
-
-
-def test_nearest_class_mean_reference():
-    means = torch.eye(3).repeat_interleave(4, dim=1)  # three well separated class templates of 12 values
-    train_x = means.repeat(2, 1).reshape(6, 3, 2, 2)
-    train_y = torch.tensor([0, 1, 2, 0, 1, 2])
-    test_x = (means + 0.1).reshape(3, 3, 2, 2)
-    assert tutorial.nearest_class_mean_top1(train_x, train_y, test_x, torch.tensor([0, 1, 2]), 3) == 100.0
-    assert tutorial.nearest_class_mean_top1(train_x, train_y, test_x, torch.tensor([1, 2, 0]), 3) == 0.0
-
-
-@pytest.mark.parametrize("baseline, treatment, higher, verdict", [
-    ({0: 10, 1: 11, 2: 12}, {0: 12, 1: 13.1, 2: 13.9}, True, "helps"),
-    ({0: 10, 1: 11, 2: 12}, {0: 12, 1: 13.1, 2: 13.9}, False, "hurts"),  # e.g. mistake severity went up
-    ({0: 10, 1: 11, 2: 12}, {0: 8, 1: 9.2, 2: 9.9}, False, "helps"),
-    ({0: 10, 1: 11, 2: 12}, {0: 12, 1: 10, 2: 12.5}, True, "no evidence either way at this budget"),
-    ({0: 10}, {0: 12}, True, "a single seed: no interval, no verdict"),
+@pytest.mark.parametrize("baseline, treatment, higher, reading", [
+    ({0: 10, 1: 11, 2: 12}, {0: 12, 1: 13.1, 2: 13.9}, True, "better"),
+    ({0: 10, 1: 11, 2: 12}, {0: 12, 1: 13.1, 2: 13.9}, False, "worse"),  # e.g. mistake severity went up
+    ({0: 10, 1: 11, 2: 12}, {0: 8, 1: 9.2, 2: 9.9}, False, "better"),
+    ({0: 10, 1: 11, 2: 12}, {0: 12, 1: 10, 2: 12.5}, True, "no_difference"),
+    ({0: 10}, {0: 12}, True, "single"),
 ])
-def test_verdict_comes_from_the_interval(baseline, treatment, higher, verdict):
+def test_the_comparison_is_read_by_the_one_reading(baseline, treatment, higher, reading):
     out = tutorial.paired_comparison(baseline, treatment, higher_is_better=higher)
-    assert out["verdict"] == verdict
+    assert out["reading"] == reading and out["verdict"] == READINGS[reading]
     assert out["n"] == len(baseline)
     assert out["mean"] == pytest.approx(np.mean([treatment[s] - baseline[s] for s in baseline]))
     if out["n"] > 1:
         assert out["ci_low"] < out["mean"] < out["ci_high"]
 
 
-def test_no_verdict_when_an_arm_did_not_learn():
-    out = tutorial.paired_comparison({0: 1, 1: 1.1}, {0: 3, 1: 3.2}, higher_is_better=True, learned=False)
-    assert out["verdict"].startswith("an arm did not learn")
+def test_not_informative_when_an_arm_is_below_the_reference():
+    out = tutorial.paired_comparison({0: 1, 1: 1.1}, {0: 3, 1: 3.2}, higher_is_better=True,
+                                     arms=[Arm(1.05, 20.0), Arm(3.1, 20.0)])
+    assert out["reading"] == "not_informative"
 
 
 def test_comparison_table_and_its_files(results_root):
@@ -120,21 +106,20 @@ def test_comparison_table_and_its_files(results_root):
         rows.append({"method": "CE", "seed": seed, "top1": ce, "mistake_severity": 2.0, "superclass_accuracy": 60.0})
         rows.append({"method": "KESL", "seed": seed, "top1": kesl, "mistake_severity": 1.9 - 0.01 * seed,
                      "superclass_accuracy": 60.0 + seed})
-    table = tutorial.comparison_table(pd.DataFrame(rows), chance_top1=1.0)
+    table = tutorial.comparison_table(pd.DataFrame(rows), reference_top1=30.0)
     top1 = table.set_index("metric").loc["top1"]
     assert top1["CE_mean"] == pytest.approx(40.0) and top1["KESL_mean"] == pytest.approx(42.0)
-    assert top1["difference"] == pytest.approx(2.0) and top1["verdict"] == "helps" and top1["n_seeds"] == 3
-    assert table.set_index("metric").loc["mistake_severity", "verdict"] == "helps"  # lower is better
-    written = tutorial.write_table(table, profile="quick", note="a note")
+    assert top1["difference"] == pytest.approx(2.0) and top1["reading"] == "better" and top1["n_seeds"] == 3
+    assert table.set_index("metric").loc["mistake_severity", "reading"] == "better"  # lower is better
+    written = tutorial.write_table(table, profile="quick", folder=results_root / "tables", note="a note")
     assert {p.name for p in written.values()} == {"your_own_hierarchy.csv", "your_own_hierarchy.md",
                                                  "your_own_hierarchy.tex"}
     assert all(p.parent == results_root / "tables" for p in written.values())
     csv = pd.read_csv(written["csv"])
     assert csv.loc[csv.metric == "top1", "difference"].item() == pytest.approx(2.0)
     md = written["md"].read_text()
-    assert "a note" in md and "helps" in md and "KESL − CE" in md
-    # An arm below 5 × chance gets no verdict.
-    assert tutorial.comparison_table(pd.DataFrame(rows), chance_top1=10.0)["verdict"].str.startswith(
-        "an arm did not learn").all()
+    assert "a note" in md and "significantly better at 5 %" in md and "KESL − CE" in md
+    # An arm below the raw-pixel nearest class mean of the same images: no metric is read.
+    assert (tutorial.comparison_table(pd.DataFrame(rows), reference_top1=41.0)["reading"] == "not_informative").all()
     with pytest.raises(ValueError, match="no runs of 'LS'"):
         tutorial.comparison_table(pd.DataFrame(rows), treatment="LS")

@@ -1,0 +1,155 @@
+"""The sentences a table's page shows, generated from its numbers and its configs (none is hand-written).
+
+* :func:`profile_note` — what kind of number "this run" is, with the budget read from the table's own
+  configs (:func:`budget`);
+* :func:`describe_gains` — one sentence per comparison: the paired numbers and their reading
+  (:func:`kesl_utils.comparison.reading`);
+* :func:`protocol_checks` — whether the run met the protocol's criteria: the CE baseline's margin over
+  the no-learning reference, the arms below it, the arms below 5 × chance.
+
+Frames in, text out: nothing here reads a record or trains.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import pandas as pd
+
+from . import experiments
+from .comparison import NOT_LEARNED_FACTOR, STATISTICS_NOTE, interval_text, p_text, signed
+from .config import Config
+from .table_specs import TableSpec, table_spec
+
+
+def budget(configs: Iterable[Config]) -> dict:
+    """What the runs of ``configs`` actually were: image size, images per class, epochs, backbones, pretraining.
+
+    The one place that reads a config's initialisation fields (the pretraining run and the
+    ImageNet-weights switch).
+    """
+    configs = list(configs)
+
+    def values(attribute):
+        return sorted({getattr(c, attribute) for c in configs}, key=str)
+
+    pretrain = sorted({(c.pretrain.dataset, c.pretrain.n_per_class, c.pretrain.epochs) for c in configs
+                       if c.pretrain is not None}, key=str)
+    return {"image_size": values("image_size"), "n_per_class": values("n_per_class"),
+            "n_test_per_class": values("n_test_per_class"), "epochs": values("epochs"),
+            "backbones": values("backbone"), "sources": values("source"), "pretrain": pretrain,
+            "imagenet_weights": any(c.pretrained for c in configs), "datasets": values("dataset")}
+
+
+def _listing(values) -> str:
+    return ", ".join("all" if v is None else str(v) for v in values)
+
+
+def profile_note(profile: str, configs: Iterable[Config]) -> str:
+    """The plain-words statement shown above a table: what kind of number "this run" is, with the
+    budget read from the table's own configs (not from a description of the profile)."""
+    b = budget(configs)
+    epochs = _listing(b["epochs"])
+    start = []
+    if b["pretrain"]:
+        start.append("backbones on CUB pretrained on a synthetic ImageNet stand-in ("
+                     + "; ".join(f"{d}, {n} images per class, {e} epochs" for d, n, e in b["pretrain"])
+                     + ") and fine-tuned")
+    if b["imagenet_weights"]:
+        start.append("ImageNet-pretrained backbones fine-tuned")
+    if not start or any(d != "cub" for d in b["datasets"]):
+        start.append("trained from scratch" + (" on the ImageNet subsets" if b["pretrain"] else ""))
+    training = "; ".join(start)
+    if "real" in b["sources"]:
+        return (f"**Profile `{profile}`:** the real datasets, {_listing(b['image_size'])}-px crops, {epochs} epochs, "
+                f"{_listing(b['backbones'])}; {training}. The paper's settings where it states them (the README "
+                "lists our choices where it does not): \"this run\" numbers are a reproduction attempt.")
+    return (f"**Profile `{profile}` — not a reproduction of the paper's numbers.** The datasets are synthetic "
+            f"stand-ins: generated {_listing(b['image_size'])}-px images whose classes follow the *real* class "
+            f"hierarchy (CUB taxonomy or WordNet subnet), {_listing(b['n_per_class'])} training and "
+            f"{_listing(b['n_test_per_class'])} test images per class, {epochs} epochs on a CPU "
+            f"({_listing(b['backbones'])}; {training}). Absolute accuracies are not comparable with the paper's; "
+            "what this run can test is whether KESL's *gain* over the baseline, under the same λ, T, α, β, points "
+            "the same way. " + STATISTICS_NOTE)
+
+
+def describe_gains(gain_table: pd.DataFrame) -> str:
+    """One sentence per comparison of :func:`kesl_utils.tables.gains`: its numbers and its reading."""
+    lines = []
+    for row in gain_table.itertuples(index=False):
+        if row.n_seeds == 0 or pd.isna(row.this_run):
+            lines.append(f"- {row.comparison}: {row.verdict} (paper: {signed(row.paper)}).")
+            continue
+        if row.n_seeds >= 2:
+            numbers = (f"{signed(row.this_run)} points, 95 % CI {interval_text(row.ci_low, row.ci_high)}, "
+                       f"p = {p_text(row.p_value)}, over {row.n_seeds} paired seeds")
+        else:
+            numbers = f"{signed(row.this_run)} points, one seed"
+        extra = ""
+        if row.reading == "not_informative":
+            extra = (f" (Baseline {row.baseline_top1:.1f} %, Ours {row.ours_top1:.1f} %, no-learning reference "
+                     f"{row.reference:.1f} %)")
+        lines.append(f"- {row.comparison}: {numbers} (paper: {signed(row.paper)}) — {row.verdict}{extra}.")
+    return "\n".join(lines)
+
+
+def _row_detail(spec: TableSpec, row) -> str:
+    """The row's other display columns (lr, backbone, …), for naming it in a sentence."""
+    extra = [f"{column} {row[column]}" for column in spec.columns[1:] if str(row[column]) not in ("", "nan")]
+    return f" ({', '.join(extra)})" if extra else ""
+
+
+#: The quick protocol's criterion: the CE baseline beats the raw-pixel nearest class mean by this much.
+NCM_MARGIN = 5.0
+
+
+def protocol_checks(name: str, table: pd.DataFrame, *, profile: str) -> str:
+    """Markdown bullets: did this run meet the protocol's criteria? (computed, nothing hand-written)
+
+    ``table``: :func:`kesl_utils.tables.build_table`'s frame. For each dataset with a reference row:
+    the margin of the cross-entropy baseline (the profile's default backbone and learning rate)
+    over the raw-pixel nearest class mean (criterion: at least :data:`NCM_MARGIN` points). Then the
+    arms below that reference, and the arms below 5 × chance, whose comparisons say nothing.
+    """
+    spec = table_spec(name)
+    lines = []
+    measured = table[(table["kind"] == "run") & table["this_run"].notna()]
+    if measured.empty:
+        return "- No run of this table is finished yet; nothing can be judged."
+    references = {row.key.split("/", 1)[1]: row.this_run for row in table[table["kind"] == "reference"].itertuples()}
+    for dataset, reference in references.items():
+        if pd.isna(reference):
+            lines.append(f"- {dataset}: the nearest-class-mean reference of these images is not stored; "
+                         "nothing can be judged against it.")
+            continue
+        # the profile's own CE baseline of the dataset (default backbone and lr), else the table's first CE row
+        default = experiments.profile_config(profile, dataset).run_id
+        configs = {row.key: row.config(profile) for row in spec.rows if row.dataset == dataset}
+        baselines = sorted((key for key, config in configs.items() if config.loss == "ce"),
+                           key=lambda key: configs[key].run_id != default)
+        base = table[table["key"].isin(baselines[:1])]
+        if base.empty or pd.isna(base["this_run"].iloc[0]):
+            continue
+        margin = base["this_run"].iloc[0] - reference
+        met = "met" if margin >= NCM_MARGIN else "**not met**"
+        lines.append(f"- {dataset}: the cross-entropy baseline scores {base['this_run'].iloc[0]:.1f} %, "
+                     f"{margin:+.1f} points against the nearest class mean on raw pixels "
+                     f"({reference:.1f} %); criterion ≥ {NCM_MARGIN:+.0f}: {met}.")
+    label = spec.columns[0]
+    dataset_of = {row.key: row.dataset for row in spec.rows}
+    under_ncm = [f"{row[label]}{_row_detail(spec, row)} ({row['this_run']:.1f} % against "
+                 f"{references[dataset_of[row['key']]]:.1f} %)"
+                 for _, row in measured.iterrows()
+                 if dataset_of[row["key"]] in references and row["this_run"] < references[dataset_of[row["key"]]]]
+    if under_ncm:
+        lines.append(f"- {len(under_ncm)} of {len(measured)} measured arms score below the nearest class mean of "
+                     f"their dataset: {'; '.join(under_ncm)}. They learned less, in this budget, than a classifier "
+                     "that learns nothing; every comparison involving them reads \"not informative\".")
+    below = measured[~measured["learned"].astype(bool)]
+    if below.empty:
+        lines.append(f"- Every measured arm reaches {NOT_LEARNED_FACTOR:g} × chance "
+                     f"({len(measured)} of {len(measured)} rows).")
+    else:
+        names_below = ", ".join(f"{row[label]} ({row['this_run']:.1f} %)" for _, row in below.iterrows())
+        lines.append(f"- {len(below)} of {len(measured)} measured arms stay below {NOT_LEARNED_FACTOR:g} × "
+                     f"chance: {names_below}; their comparisons measure nothing.")
+    return "\n".join(lines)
