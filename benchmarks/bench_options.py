@@ -257,7 +257,8 @@ def bench_backbone(backbone: str, args, echo=print) -> dict:
                        speedup=statistics.median(ratios) if ratios else math.nan,
                        speedup_min=min(ratios) if ratios else math.nan, speedup_max=max(ratios) if ratios else math.nan,
                        gflops=flops / step / 1e9, matmul_fraction=flops / step / peak[pair.threads],
-                       first_step_s=pair.first_step_s, compile_s=pair.first_step_s - step if pair.compiled else math.nan,
+                       first_step_s=pair.first_step_s,
+                       compile_s=pair.first_step_s - step if pair.compiled else math.nan,
                        final_loss=pair.warmup_losses[-1], step_s_per_round=pair.step_s)
             if eager is not None and eager is not pair:
                 row["loss_max_abs_diff"] = max(abs(a - b) for a, b in zip(pair.warmup_losses, eager.warmup_losses))
@@ -275,7 +276,8 @@ def bench_backbone(backbone: str, args, echo=print) -> dict:
             if pair.threads == args.threads[0] and not pair.compiled:
                 breakdowns[pair.option] = time_breakdown(pair, timed[:1])
         _print_breakdown(breakdowns, rows, flops, peak[args.threads[0]], args, echo)
-    return {"backbone": backbone, "flops_per_step": flops, "flops_counted": counted, "matmul_gflops": {t: p / 1e9 for t, p in peak.items()},
+    return {"backbone": backbone, "flops_per_step": flops, "flops_counted": counted,
+            "matmul_gflops": {t: p / 1e9 for t, p in peak.items()},
             "matmul_s_per_round": matmul,
             "rows": rows, "time_breakdown_s": breakdowns}
 
@@ -387,7 +389,7 @@ def main(argv=None) -> int:
     if min(args.rounds, args.steps, args.warmup, *args.threads) < 1:
         parser.error("--rounds, --steps, --warmup and --threads must be ≥ 1")
 
-    print(f"bench_options: torch {torch.__version__}, {_cpu_name()}, {torch.get_num_threads()} threads by default; options "
+    print(f"bench_options: torch {torch.__version__}, {_cpu_name()}, {default_threads} threads by default; options "
           f"{', '.join(args.options)}; threads {', '.join(map(str, args.threads))}; {args.rounds} rounds × "
           f"{args.steps} steps after {args.warmup} warm-up steps")
     with tempfile.TemporaryDirectory(prefix="bench-options-inductor-") as cache:

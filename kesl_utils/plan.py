@@ -45,8 +45,9 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 import pandas as pd
 
 __all__ = ["FORWARD_FACTOR", "NOTEBOOKS", "IDENTITY_COLUMNS", "FILE_COLUMNS", "TutorialRun", "notebook_runs",
-           "runs_needed", "skipped_notebooks", "plan", "estimate_minutes", "processed_images", "record_throughput", "calibrate",
-           "throughput_table", "with_estimates", "totals", "write_plan", "main"]
+           "runs_needed", "skipped_notebooks", "plan", "estimate_minutes", "image_counts", "processed_images",
+           "record_throughput", "calibrate", "calibration_pairs", "throughput_table", "as_mapping", "with_estimates",
+           "totals", "write_plan", "add_arguments", "run", "main"]
 
 #: Cost of one test image (forward pass, no gradient) relative to one training image.
 FORWARD_FACTOR = 1 / 3
