@@ -15,3 +15,54 @@ def test_gpu_check_without_cuda_exits_cleanly_with_its_message(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("gpu_check: SKIPPED, no CUDA device")
+
+
+def test_bench_options_prints_its_table_exactness_and_breakdown(tmp_path):
+    """The smallest run (one backbone, one round of one step, no compilation): the table's
+    structure and the JSON's, not the timings."""
+    import json
+
+    out_json = tmp_path / "options.json"
+    result = subprocess.run([sys.executable, "benchmarks/bench_options.py", "--backbones", "resnet18", "--rounds", "1",
+                             "--steps", "1", "--warmup", "1", "--options", "eager,channels_last", "--image-size", "16",
+                             "--batch", "4", "--matmul-size", "64", "--threads", "1", "--json", str(out_json)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    header = next(k for k, line in enumerate(lines) if line.split()[:2] == ["threads", "option"])
+    assert lines[header].split() == ["threads", "option", "step", "ms", "img/s", "speed-up", "range", "GFLOP/s", "of",
+                                     "matmul", "first", "step", "s", "compile", "s"]
+    rows = [lines[header + 1].split(), lines[header + 2].split()]
+    assert [r[:2] for r in rows] == [["1", "eager"], ["1", "channels_last"]]
+    for cells in rows:
+        assert len(cells) == 11  # "%" follows the matmul fraction
+        float(cells[2]), float(cells[3]), float(cells[6]), float(cells[7])
+        assert cells[4].endswith("×") and cells[8] == "%" and cells[10] == "—"
+    assert rows[0][4] == "1.000×"
+    assert any(line.startswith("matmul rate (fp32 64×64") for line in lines)
+    assert any(line.startswith("exactness vs eager (1 threads, 1 steps") and "channels_last:" in line for line in lines)
+    assert any(line.startswith("where eager's step goes") for line in lines)
+    assert any("GFLOP per training step" in line for line in lines)
+
+    data = json.loads(out_json.read_text())
+    (backbone,) = data["results"]
+    assert backbone["backbone"] == "resnet18" and backbone["flops_per_step"] > 0
+    assert [(r["threads"], r["option"]) for r in backbone["rows"]] == [(1, "eager"), (1, "channels_last")]
+    assert backbone["rows"][1]["loss_max_abs_diff"] >= 0 and len(backbone["rows"][1]["step_s_per_round"]) == 1
+
+
+def test_bench_options_counts_a_depthwise_convolutions_backward_as_its_forward():
+    """torch's FLOP formula takes a grouped convolution's weight gradient for a dense one; the
+    benchmark's does not: weight gradient = forward = 2 · N · H · W · C · k² (C channels, groups C)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_options", ROOT / "benchmarks" / "bench_options.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    depthwise = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
+    batch = (torch.randn(2, 8, 5, 5), torch.zeros(2))
+    counted = bench.count_flops(depthwise, lambda out, _: out.sum(), batch)
+    forward = 2 * 2 * 5 * 5 * 8 * 1 * 9
+    assert counted["forward"] == forward
+    assert counted["total"] == 2 * forward  # the input needs no gradient: forward + weight gradient
+    assert counted["torch_total"] == forward + 8 * forward
