@@ -52,7 +52,7 @@ NUM_CLASSES_DATASET = "cub"  # 200 classes, the hierarchy KESL's soft labels com
 
 # -- the library this script uses (one place to adapt at a merge) ---------------------------------
 def _criterion():
-    from kesl_utils.hierarchy import load_hierarchy
+    from kesl_utils.hierarchy_files import load_hierarchy
     from kesl_utils.losses import build_loss
     hierarchy = load_hierarchy(NUM_CLASSES_DATASET)
     return build_loss("kesl", hierarchy), hierarchy.num_classes

@@ -102,7 +102,7 @@ def _with_data_fingerprint(config, data_root):
 
 
 def _num_classes(dataset: str) -> int:
-    from .hierarchy import load_hierarchy
+    from .hierarchy_files import load_hierarchy
     return load_hierarchy(dataset).num_classes
 
 
@@ -114,7 +114,7 @@ def _synthetic_default_per_class(split: str) -> int:
 def _real_split_size(config, split: str, data_root) -> Optional[int]:
     """Images of a real dataset's split as the trainer builds it (``None``: the files are not here)."""
     from .data import build_dataset
-    from .hierarchy import load_hierarchy
+    from .hierarchy_files import load_hierarchy
     try:
         data = build_dataset(config.dataset, split, source="real", hierarchy=load_hierarchy(config.dataset),
                              data_root=data_root, image_size=config.image_size,
@@ -391,7 +391,7 @@ def _calibration_rate(backbone: str, image_size: int, batch_size: int, dataset: 
     import torch
 
     from .data import build_dataset, build_loader
-    from .hierarchy import load_hierarchy
+    from .hierarchy_files import load_hierarchy
     from .losses import build_loss
     from .models import build_model
     from .train import train_one_epoch

@@ -34,7 +34,7 @@ ROLES = ("anchor", "sibling", "cousin", "distant")
 
 # -- the library this module uses (one place to adapt when it changes) ---------------------------
 def _load_hierarchy(dataset: str):
-    from .hierarchy import load_hierarchy
+    from .hierarchy_files import load_hierarchy
     return load_hierarchy(dataset)
 
 

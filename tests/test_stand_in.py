@@ -12,7 +12,8 @@ import torch
 
 from kesl_utils import experiments, stand_in
 from kesl_utils.data import SyntheticHierarchical, build_dataset
-from kesl_utils.hierarchy import Hierarchy, load_hierarchy
+from kesl_utils.hierarchy import Hierarchy
+from kesl_utils.hierarchy_files import load_hierarchy
 
 # root ─ A ─ A1 ─ a, b, e          d(a, b) = d(a, e) = 1 (siblings)
 #        │   A2 ─ c                d(a, c) = 3 (cousin)
