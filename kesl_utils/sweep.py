@@ -16,49 +16,26 @@ intervals (:func:`hypotheses`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import experiments, names, paths
+from . import experiments, paths, profiles
 from .config import Config
+from .profiles import Grid
 from .tables import Records, index_records, paired_stats, seed_values, to_markdown
 from .table_specs import BASELINE, OURS
 
-
-@dataclass(frozen=True)
-class Grid:
-    """The cells a profile sweeps: ``alignments`` × ``n_per_class`` at no label noise, plus every
-    (alignment, n) of ``noisy`` at ``noise`` (a slice, where the full product would not fit the budget)."""
-
-    alignments: tuple
-    n_per_class: tuple
-    noise: float
-    noisy: tuple  # (alignment, n_per_class) pairs trained with label noise
-
-    def cells(self) -> list[tuple[float, int, float]]:
-        """(alignment, images per class, label noise) of every cell, noise-free cells first."""
-        clean = [(a, n, 0.0) for a in self.alignments for n in self.n_per_class]
-        return clean + [(a, n, self.noise) for a, n in self.noisy]
-
-
-#: The grid per profile. Alignment 0/0.5/1 and noise 0/20 % are the question; images per class is a budget.
-GRIDS = {
-    "smoke": Grid(alignments=(0.0, 1.0), n_per_class=(2, 3), noise=0.2, noisy=((1.0, 3),)),
-    "quick": Grid(alignments=(0.0, 0.5, 1.0), n_per_class=(6, 12, 24), noise=0.2,
-                  noisy=((0.0, 12), (0.5, 12), (1.0, 12))),
-    "paper": Grid(alignments=(0.0, 0.5, 1.0), n_per_class=(6, 12, 24), noise=0.2,
-                  noisy=((0.0, 12), (0.5, 12), (1.0, 12))),
-}
 
 METHODS = {"CE": BASELINE, "KESL": OURS}
 
 
 def grid(profile: str) -> Grid:
-    names.check_choice("profile", profile, GRIDS)
-    return GRIDS[profile]
+    """The sweep grid of ``profile`` (its :attr:`kesl_utils.profiles.Profile.sweep`)."""
+    chosen = profiles.profile(profile).sweep
+    if chosen is None:
+        raise ValueError(f"profile {profile!r} has no sweep grid (kesl_utils.profiles.Profile.sweep)")
+    return chosen
 
 
 def cell_configs(profile: str, alignment: float, n_per_class: int, noise: float, *, seeds=None) -> dict:
@@ -191,9 +168,9 @@ def format_hypotheses(tested: pd.DataFrame) -> pd.DataFrame:
                          "verdict": tested["verdict"]})
 
 
-def write(table: pd.DataFrame, tested: pd.DataFrame, *, profile: str) -> dict:
-    """``<results>/tables/when_kesl_helps.{csv,md,tex}`` and ``when_kesl_helps_hypotheses.csv``."""
-    folder = paths.tables_dir(profile)
+def write(table: pd.DataFrame, tested: pd.DataFrame, *, profile: str, results_dir) -> dict:
+    """``<results_dir>/tables/when_kesl_helps.{csv,md,tex}`` and ``when_kesl_helps_hypotheses.csv``."""
+    folder = paths.tables_dir(results_dir)
     shown = format_gains(table)
     md = (f"### When does KESL help? KESL − CE on the CUB stand-in — profile `{profile}`\n\n" + to_markdown(shown)
           + "\n" + verdict_paragraph(table) + "\n\n**Hypotheses**\n\n" + to_markdown(format_hypotheses(tested)))
