@@ -228,7 +228,9 @@ def test_load_hierarchy_reads_the_registry(monkeypatch):
         assert h.is_tree == (spec.hierarchy_kind == "taxonomy")
     # A new taxonomy dataset is one registry entry: file name, kind and levels come from it.
     spec = names.DatasetSpec("cifar100_test", "CIFAR-100", "cifar100_taxonomy.csv", "taxonomy",
-                             "none", (), taxonomy_levels=("superclass", "class_name"))
+                             loader="torchvision.datasets:CIFAR100", transform="imagenet", root_candidates=("cifar-100",),
+                             markers=("cifar-100-python/",), paper_budget=dict(image_size=32, batch_size=128),
+                             taxonomy_levels=("superclass", "class_name"))
     monkeypatch.setitem(names.DATASETS, spec.name, spec)
     h = H.load_hierarchy(spec.name)
     assert h.num_classes == 100 and h.classes[:2] == ["apple", "aquarium_fish"]
