@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kesl_utils import train  # noqa: E402
+from kesl_utils import context, train  # noqa: E402
 from kesl_utils.config import Config, split_overrides  # noqa: E402
 from kesl_utils.records import load_record  # noqa: E402
 from kesl_utils import ncm  # noqa: E402
@@ -47,6 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     if not os.environ.get("KESL_RESULTS_DIR"):
         parser.error("set KESL_RESULTS_DIR to a scratch folder (e.g. build/calibration)")
+    ctx = context.from_environment(device="cpu", progress=False, precedence="arguments")
     base = dict(BASE, **json.loads(args.base))
     print("| start | fields | images | train top-1 per epoch | test top-1 | NCM | gap |")
     print("|---|---|---|---|---|---|---|")
@@ -57,20 +58,20 @@ def main() -> None:
         if start == "pretrained":
             pretrain_fields = dict(PRETRAIN, **json.loads(args.pretrain))
             pretrain_fields["backbone"] = fields["backbone"]
-            fields["pretrain"] = make(pretrain_fields)
+            fields["pretrain_run"] = make(pretrain_fields)
         config = make(fields)
         fields["eval_every"] = config.epochs
         config = make(fields)
-        record = load_record(config) or train.run(config, quiet=True, device="cpu")
+        record = load_record(config, ctx.results_dir) or train.run(config, context=ctx)
         images = sum(h["train_images"] for h in record.history)
         curve = " ".join(f"{h['train_top1']:.0f}" for h in record.history)
         ncm_top1 = ncm.compute(config)
         shown = {k: v for k, v in entry.items()}
         print(f"| {start} | {json.dumps(shown)} | {images} | {curve} | {record.metrics['top1']:.2f} | {ncm_top1:.2f} | "
               f"{record.metrics['top1'] - ncm_top1:+.2f} |", flush=True)
-        if config.pretrain is not None:
-            pre = load_record(config.pretrain)
-            print(f"|   pretraining {config.pretrain.run_id}: test top-1 {pre.metrics['top1']:.2f}, "
+        if config.pretrain_run is not None:
+            pre = load_record(config.pretrain_run, ctx.results_dir)
+            print(f"|   pretraining {config.pretrain_run.run_id}: test top-1 {pre.metrics['top1']:.2f}, "
                   f"{sum(h['train_images'] for h in pre.history)} images | | | | | | |", flush=True)
 
 

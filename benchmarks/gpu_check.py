@@ -71,11 +71,11 @@ def synthetic_batches(n_batches: int, batch: int, size: int, classes: int, devic
 def check(name: str, dataset: str, amp: bool, channels_last: bool, compile_: bool, *, steps: int, warmup: int,
           seed: int, device: torch.device) -> dict:
     config = profile_config("paper", dataset, amp=amp, channels_last=channels_last, compile=compile_,
-                            pretrained=False)  # ImageNet weights do not change the speed; no download
+                            imagenet_weights=False)  # ImageNet weights do not change the speed; no download
     hierarchy = load_hierarchy(dataset)
     classes = len(hierarchy.classes)
     torch.manual_seed(seed)
-    model = build_model(config.backbone, classes, pretrained=False)
+    model = build_model(config.backbone, classes, imagenet_weights=False)
     memory_format = torch.channels_last if channels_last else torch.preserve_format
     model.to(device, memory_format=memory_format)
     criterion = build_loss("kesl", hierarchy).to(device)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 
-from kesl_utils import leaderboard, sweep, table_specs
+from kesl_utils import leaderboard, paths, sweep, table_specs
 from kesl_utils.config import Config
 from kesl_utils.hierarchy_files import load_hierarchy
 from kesl_utils.records import load_records
@@ -34,13 +34,13 @@ def main(argv=None) -> int:
                         help="throughput of resnet18,mobilenet_v2,resnet50 relative to resnet18")
     args = parser.parse_args(argv)
     ratios = dict(zip(("resnet18", "mobilenet_v2", "resnet50"), map(float, args.bench_ratios.split(","))))
-    finished = {r.run_id: r for r in load_records(args.profile) if r.finished}
+    finished = {r.run_id: r for r in load_records(paths.default_results_dir(args.profile)) if r.finished}
     groups = {"tables": table_specs.all_table_configs(args.profile), "leaderboard (08)": leaderboard.all_configs(args.profile),
               "sweep (09)": sweep.all_configs(args.profile)}
     seen, plan = set(), []
     for group, configs in groups.items():
         for config in configs:
-            for c in ([config.pretrain] if config.pretrain is not None else []) + [config]:
+            for c in ([config.pretrain_run] if config.pretrain_run is not None else []) + [config]:
                 if c.run_id not in seen:
                     seen.add(c.run_id)
                     plan.append((group, c))

@@ -15,6 +15,11 @@ and its paired comparisons as the notebook shows them, and writes ``<results>/ta
     python -m kesl_utils table cub_comparison --profile quick
 
 ``hierarchy regenerate [--check]`` rebuilds the shipped WordNet subnets (needs WordNet).
+
+Where the runs go is the :class:`~kesl_utils.context.RunContext` this entry point builds
+(:func:`kesl_utils.context.from_environment`, flags first, then ``$KESL_PROFILE``,
+``$KESL_RESULTS_DIR``, ``$KESL_EXECUTOR``, ``$KESL_PROGRESS``): the profile's results folder unless
+``$KESL_RESULTS_DIR`` names another. ``--help`` imports no torch.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ import typing
 
 import pandas as pd
 
-from . import losses, names, paths
+from . import context, loss_registry, names, paths, profiles
 from .config import Config, field_types
 
 FIELD_HELP = {
@@ -39,8 +44,8 @@ FIELD_HELP = {
     "image_size": "input side in pixels",
     "skip_bad_images": "real data: skip images that fail to decode (counted) instead of failing",
     "backbone": "torchvision backbone",
-    "pretrained": "start from ImageNet IMAGENET1K_V1 weights",
-    "loss": "the loss, from the registry: " + ", ".join(f"{n} ({s.summary})" for n, s in losses.LOSSES.items()),
+    "imagenet_weights": "start from the backbone's ImageNet weights (torchvision IMAGENET1K_V1)",
+    "loss": "the loss, from the registry: " + ", ".join(f"{n} ({s.summary})" for n, s in loss_registry.LOSSES.items()),
     "optimizer": "optimiser",
     "lr": "learning rate of the new classifier",
     "backbone_lr_mult": "backbone learning rate = lr * this",
@@ -60,11 +65,16 @@ FIELD_HELP = {
     "seed": "random seed",
 }
 
-#: Fields with no flag: set by the profile (pretrain), computed from the data (data_fingerprint),
+#: Fields with no flag: set by the profile (pretrain_run), computed from the data (data_fingerprint),
 #: given as separate flags (loss_params), or the base of the config (profile, dataset).
-_NO_FLAG = ("profile", "dataset", "pretrain", "data_fingerprint", "loss_params")
+_NO_FLAG = ("profile", "dataset", "pretrain_run", "data_fingerprint", "loss_params")
 _CHOICES = {"source": names.SOURCES, "hierarchy_mode": names.HIERARCHY_MODES, "backbone": names.BACKBONES,
             "optimizer": names.OPTIMIZERS, "schedule": names.SCHEDULES}
+
+
+def _add_profile_flag(parser) -> None:
+    parser.add_argument("--profile", default=None, choices=profiles.profile_names(),
+                        help="budget profile (default: $KESL_PROFILE, else quick)")
 
 
 def _optional(parse):
@@ -76,8 +86,7 @@ def _optional(parse):
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     base = parser.add_argument_group("base config")
-    base.add_argument("--profile", default="quick", choices=names.PROFILES,
-                      help="budget profile giving the base config (default: quick)")
+    _add_profile_flag(base)
     base.add_argument("--dataset", default="cub", choices=tuple(names.DATASETS),
                       help=FIELD_HELP["dataset"] + " (default: cub)")
     group = parser.add_argument_group("config overrides (default: the profile's value)")
@@ -95,7 +104,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
             continue
         if name == "loss":
-            kwargs["choices"] = tuple(losses.LOSSES)
+            kwargs["choices"] = tuple(loss_registry.LOSSES)
         elif name in _CHOICES:
             kwargs["choices"] = _CHOICES[name]
         else:
@@ -104,7 +113,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
         group.add_argument(flag, **kwargs)
     loss_group = parser.add_argument_group("loss parameters (each belongs to the losses named)")
     seen = {}
-    for spec in losses.LOSSES.values():
+    for spec in loss_registry.LOSSES.values():
         for param in spec.params:
             seen.setdefault(param.name, (param, []))[1].append(spec.name)
     for name, (param, owners) in seen.items():
@@ -126,6 +135,14 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--force", action="store_true",
                        help="retrain even if a finished record exists (discards checkpoints)")
     group.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
+
+
+def _context(args) -> context.RunContext:
+    """The run context of a command line: its flags, then the environment variables, then defaults."""
+    return context.from_environment(args.profile, data_root=args.data_root, device=args.device,
+                                    executor=getattr(args, "executor", None), progress=False if args.quiet else None,
+                                    verbose=not args.quiet if args.command == "train" else args.verbose,
+                                    precedence="arguments")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,10 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "retried), then print the paper-vs-this-run table and its paired comparisons and write "
                     "<results>/tables/NAME.{csv,md,tex}, as the table's notebook does.")
     table.add_argument("name", choices=tuple(TABLES), help="the paper table")
-    table.add_argument("--profile", default="quick", choices=names.PROFILES, help="budget profile (default: quick)")
+    _add_profile_flag(table)
     table.add_argument("--seeds", type=int, nargs="+", default=None,
                        help="seeds to run (default: the profile's)")
     _add_run_flags(table)
+    table.add_argument("--executor", default=None, choices=names.EXECUTORS,
+                       help="serial (in this process) or ray (one Ray task per run) (default: $KESL_EXECUTOR, else "
+                            "serial)")
     table.add_argument("--verbose", action="store_true",
                        help="per-epoch progress of each run (default: one bar over the runs)")
 
@@ -168,57 +188,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    """The config a parsed ``train`` command line describes (``ValueError`` for invalid settings)."""
+def config_from_args(args: argparse.Namespace, profile: str = None) -> Config:
+    """The config a parsed ``train`` command line describes (``ValueError`` for invalid settings),
+    in ``profile`` (default: ``--profile``, else quick)."""
     from .experiments import profile_config
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
                  if f.name not in _NO_FLAG and hasattr(args, f.name)}
     params = {key.split(":", 1)[1]: value for key, value in vars(args).items() if key.startswith("loss_param:")}
     loss = overrides.get("loss", "ce")
-    foreign = [p for p in params if p not in {q.name for q in losses.loss_spec(loss).params}]
+    foreign = [p for p in params if p not in {q.name for q in loss_registry.loss_spec(loss).params}]
     if foreign:
         raise ValueError("; ".join(
-            f"--{p.replace('_', '-')} is a parameter of {' and '.join(map(repr, losses.owners(p)))}, "
+            f"--{p.replace('_', '-')} is a parameter of {' and '.join(map(repr, loss_registry.owners(p)))}, "
             f"not of the chosen loss {loss!r}" + ("" if "loss" in overrides else " (the default; choose one with --loss)")
             for p in foreign))
-    return profile_config(args.profile, args.dataset, **overrides, **params)
+    return profile_config(profile or args.profile or "quick", args.dataset, **overrides, **params)
 
 
 def _train(args, parser) -> int:
     try:
-        config = config_from_args(args)
+        ctx = _context(args)
+        config = config_from_args(args, ctx.profile)
     except ValueError as error:
         parser.error(str(error))
     # Imported only now: torch and the data stack take seconds, a usage error should not wait.
     from . import distributed
+    from .data import with_data_fingerprint
     from .records import load_record, record_path
-    from .train import run, with_data_fingerprint
+    from .train import run
 
-    config = with_data_fingerprint(config, args.data_root)
-    cached = not args.force and load_record(config) is not None
-    record = run(config, data_root=args.data_root, device=args.device, force=args.force, quiet=args.quiet,
-                 keep_checkpoints=args.keep_checkpoints)
+    config = with_data_fingerprint(config, ctx.data_root)
+    cached = not args.force and load_record(config, ctx.results_dir) is not None
+    record = run(config, context=ctx, force=args.force, keep_checkpoints=args.keep_checkpoints)
     if not distributed.is_main():  # under torchrun: one summary, from rank 0
         return 0
     print(f"run {record.run_id} ({'cached' if cached else 'trained'} on {record.device}, "
           f"{record.wall_time_s:.1f} s, {record.images_per_s:.0f} img/s)")
-    print(f"record: {paths.display_path(record_path(record.run_id, config.profile))}")
+    print(f"record: {paths.display_path(record_path(record.run_id, ctx.results_dir))}")
     for key, value in record.metrics.items():
         print(f"  {key:>24s}  {value:.4f}")
     return 0
 
 
-def _table(args) -> int:
+def _table(args, parser) -> int:
+    try:
+        ctx = _context(args)
+    except ValueError as error:
+        parser.error(str(error))
     from .experiments import run_all
-    from .prose import describe_gains
     from .table_specs import table_configs
+    from .prose import describe_gains
     from .tables import format_gains, format_table, report
 
-    results = run_all(table_configs(args.name, args.profile, args.seeds), data_root=args.data_root,
-                      device=args.device, quiet=args.quiet or not args.verbose, progress=not args.quiet)
-    result = report(args.name, results, profile=args.profile, results_dir=paths.results_dir(args.profile),
-                    seeds=args.seeds)
+    results = run_all(table_configs(args.name, ctx.profile, seeds=args.seeds), ctx, force=args.force)
+    result = report(args.name, results, profile=ctx.profile, results_dir=ctx.results_dir, seeds=args.seeds)
     with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
                            "display.max_colwidth", None):
         print(result.note.replace("**", "").replace("`", ""))
@@ -250,7 +274,7 @@ def main(argv: typing.Optional[list] = None) -> int:
     if args.command == "train":
         return _train(args, parser)
     if args.command == "table":
-        return _table(args)
+        return _table(args, parser)
     return _hierarchy(args, parser)
 
 

@@ -7,19 +7,23 @@ root), which do not change what is being measured. The run id is a hash of the c
 the fields, so equal configs share one run record and one run.
 
 The loss's parameters live in ``loss_params`` and are declared by the loss itself in the registry
-of :mod:`kesl_utils.losses` (λ, T, α, β, KL direction, distance for KESL; ε for label smoothing):
+of :mod:`kesl_utils.loss_registry` (λ, T, α, β, KL direction, distance for KESL; ε for label smoothing):
 a Config holds exactly the parameters of its loss, completed with the registry's defaults and
 checked by the registry's validators, so two descriptions of the same run hash identically. The
 schedule's ``step_size``/``gamma`` are likewise ``None`` under the cosine schedule.
 
 Two fields tie a run to other things:
 
-* ``pretrain``: the :class:`Config` of the run whose final weights initialise this one's backbone
+* ``pretrain_run``: the :class:`Config` of the run whose final weights initialise this one's backbone
   (the quick profile's synthetic "ImageNet stand-in"); it is part of the hash, so the run id
   changes when the pretraining does.
 * ``data_fingerprint``: for real datasets, a digest of the split's file list and sizes
   (:func:`kesl_utils.data.data_fingerprint`), filled in by :func:`with_data_fingerprint`; the root
   folder itself does not matter, so moving a dataset keeps its cache.
+
+This module imports no torch (``python -m kesl_utils --help`` and ``Config`` validation stay light):
+it reads the torch-free registries of :mod:`kesl_utils.names` (backbones, datasets),
+:mod:`kesl_utils.profiles` and :mod:`kesl_utils.loss_registry`.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from . import losses, names
+from . import loss_registry, names, profiles
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,11 @@ class Config:
         skip_bad_images: real data: skip undecodable images (counted in the record) instead of failing.
         data_fingerprint: real data: digest of the splits' files (see the module docstring).
     Model
-        backbone: a key of :data:`kesl_utils.names.BACKBONES`; pretrained: torchvision ImageNet
-        weights; pretrain: a Config whose finished run's weights initialise the backbone.
+        backbone: a key of :data:`kesl_utils.names.BACKBONES`; imagenet_weights: start from the
+        backbone's torchvision ImageNet weights; pretrain_run: a Config whose finished run's weights
+        initialise the backbone (one of the two, or neither: random initialisation).
     Loss
-        loss: a registered loss (:data:`kesl_utils.losses.LOSSES`); loss_params: its parameters
+        loss: a registered loss (:data:`kesl_utils.loss_registry.LOSSES`); loss_params: its parameters
         (e.g. KESL: ``lam`` λ, ``T``, ``alpha`` α, ``beta`` β, ``kl``, ``distance``).
     Optimisation
         optimizer ``"sgd"``; lr: learning rate of the new classifier (the backbone gets
@@ -64,8 +69,8 @@ class Config:
     Evaluation and execution
         eval_every: evaluate every N epochs (and always after the last); amp / channels_last:
         CUDA only (bf16 autocast where supported, else fp16 with a GradScaler); compile:
-        ``torch.compile`` the model; seed; profile: the budget the config came from
-        (``"smoke"`` | ``"quick"`` | ``"paper"`` | ``"custom"``).
+        ``torch.compile`` the model; seed; profile: the budget the config came from (a profile of
+        :mod:`kesl_utils.profiles`, or ``"custom"``).
     """
 
     dataset: str = "cub"
@@ -79,8 +84,8 @@ class Config:
     skip_bad_images: bool = False
     data_fingerprint: Optional[str] = None
     backbone: str = "resnet18"
-    pretrained: bool = False
-    pretrain: Optional["Config"] = None
+    imagenet_weights: bool = False
+    pretrain_run: Optional["Config"] = None
     loss: str = "ce"
     loss_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     optimizer: str = "sgd"
@@ -105,7 +110,7 @@ class Config:
     def __post_init__(self):
         hints = field_types()
         for f in dataclasses.fields(self):
-            if f.name in ("pretrain", "loss_params"):
+            if f.name in ("pretrain_run", "loss_params"):
                 continue
             object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
         _checked("dataset", self.dataset, names.DATASETS)
@@ -114,8 +119,11 @@ class Config:
         _checked("backbone", self.backbone, names.BACKBONES)
         _checked("optimizer", self.optimizer, names.OPTIMIZERS)
         _checked("schedule", self.schedule, names.SCHEDULES)
-        _checked("profile", self.profile, names.CONFIG_PROFILES)
-        _checked("loss", self.loss, losses.LOSSES)
+        _checked("profile", self.profile, profiles.config_profiles())
+        _checked("loss", self.loss, loss_registry.LOSSES)
+        if self.imagenet_weights and names.BACKBONES[self.backbone].weights is None:
+            raise ValueError(f"Config.imagenet_weights=True but backbone {self.backbone!r} has no ImageNet weights "
+                             "in the registry (kesl_utils.names.BACKBONES)")
         if names.DATASETS[self.dataset].hierarchy_kind == "taxonomy":
             # A taxonomy is a tree, so "tree" and "dag" are the same hierarchy: one name.
             object.__setattr__(self, "hierarchy_mode", "dag")
@@ -124,7 +132,7 @@ class Config:
             raise ValueError(f"Config.loss_params must be a mapping of parameter names to values, "
                              f"got {type(self.loss_params).__name__}")
         try:
-            params = losses.check_loss_params(self.loss, self.loss_params)
+            params = loss_registry.check_loss_params(self.loss, self.loss_params)
         except ValueError as error:
             raise ValueError(f"Config.loss_params: {error}") from None
         object.__setattr__(self, "loss_params", params)
@@ -132,26 +140,26 @@ class Config:
         if self.schedule == "step":
             if self.step_size is None or self.gamma is None:
                 raise ValueError("Config.step_size and Config.gamma are required for schedule='step'")
-            _check(f"step_size", self.step_size >= 1, self.step_size, "step_size >= 1")
+            _check("step_size", self.step_size >= 1, self.step_size, "step_size >= 1")
             _check("gamma", 0 < self.gamma <= 1, self.gamma, "0 < gamma <= 1")
         else:
             object.__setattr__(self, "step_size", None)
             object.__setattr__(self, "gamma", None)
 
-        if self.pretrain is not None:
-            pretrain = self.pretrain
+        if self.pretrain_run is not None:
+            pretrain = self.pretrain_run
             if isinstance(pretrain, Mapping):
                 pretrain = Config.from_dict(pretrain)
             if not isinstance(pretrain, Config):
-                raise ValueError(f"Config.pretrain must be a Config (or its dict) or None, "
+                raise ValueError(f"Config.pretrain_run must be a Config (or its dict) or None, "
                                  f"got {type(pretrain).__name__}")
             if pretrain.backbone != self.backbone:
-                raise ValueError(f"Config.pretrain trains {pretrain.backbone!r} but this run's backbone is "
+                raise ValueError(f"Config.pretrain_run trains {pretrain.backbone!r} but this run's backbone is "
                                  f"{self.backbone!r}; pretrain the same backbone")
-            if self.pretrained:
-                raise ValueError("Config.pretrained (ImageNet weights) and Config.pretrain (weights of "
+            if self.imagenet_weights:
+                raise ValueError("Config.imagenet_weights (ImageNet weights) and Config.pretrain_run (weights of "
                                  "another run) are two initialisations; give one")
-            object.__setattr__(self, "pretrain", pretrain)
+            object.__setattr__(self, "pretrain_run", pretrain)
 
         for name in ("n_per_class", "n_test_per_class", "max_batches_per_epoch"):
             value = getattr(self, name)
@@ -182,10 +190,10 @@ class Config:
 
     # -- identity -------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """All fields as a plain JSON-able dict (field order of the dataclass; ``pretrain`` nested)."""
+        """All fields as a plain JSON-able dict (field order of the dataclass; ``pretrain_run`` nested)."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["loss_params"] = dict(self.loss_params)
-        data["pretrain"] = self.pretrain.to_dict() if self.pretrain is not None else None
+        data["pretrain_run"] = self.pretrain_run.to_dict() if self.pretrain_run is not None else None
         return data
 
     def canonical_json(self) -> str:
@@ -217,7 +225,8 @@ class Config:
         ``changes`` may name Config fields or parameters of the (new) loss, e.g.
         ``ce.replace(loss="kesl", T=16)``. Changing the loss drops the old loss's parameters (the
         new loss's defaults apply unless given); a parameter the loss does not take is an error
-        naming the loss it belongs to.
+        naming the loss it belongs to. A step schedule needs its ``step_size`` and ``gamma`` given
+        (here or already in the config), as the constructor does: neither assumes them.
         """
         fields, params = split_overrides(changes)
         data = self.to_dict()
@@ -231,9 +240,6 @@ class Config:
         merged.update(params)
         data.update(fields)
         data["loss_params"] = merged
-        if data["schedule"] == "step":
-            data["step_size"] = data["step_size"] if data["step_size"] is not None else 30
-            data["gamma"] = data["gamma"] if data["gamma"] is not None else 0.1
         return Config.from_dict(data)
 
     def param(self, name: str):
@@ -268,7 +274,7 @@ def split_overrides(overrides: Mapping) -> tuple[dict, dict]:
     A key that is neither a field nor a parameter of any registered loss is an error listing both.
     """
     fields, params = {}, {}
-    all_params = {p.name for spec in losses.LOSSES.values() for p in spec.params}
+    all_params = {p.name for spec in loss_registry.LOSSES.values() for p in spec.params}
     for key, value in overrides.items():
         if key in field_names():
             fields[key] = value

@@ -40,6 +40,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Sampler
 
+from .context import resolve_device
+
 __all__ = ["launched", "init_from_env", "world_size", "rank", "local_rank", "is_main", "barrier",
            "broadcast_object", "all_gather_object", "all_reduce_sum", "gather_rows", "local_batch_size",
            "rank_seed", "shard_range", "ShuffleShardSampler", "ShardSampler", "sync_batchnorm",
@@ -84,8 +86,7 @@ def init_from_env(device=None) -> torch.device:
     CUDA device becomes ``cuda:LOCAL_RANK`` (one GPU per process) with the NCCL backend; a CPU
     device uses gloo. Outside torchrun this returns the device and starts nothing.
     """
-    requested = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    requested = resolve_device(device)
     if not launched():
         return requested
     if requested.type == "cuda":

@@ -9,18 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import paths
+from . import names, paths
+from .context import resolve_device
 
 PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "networkx", "nltk", "matplotlib",
             "seaborn", "tqdm", "papermill", "nbval")
-
-#: Where each real dataset is looked for under DATA_ROOT, and the file that proves it is there.
-DATASET_MARKERS = {
-    "CUB-200-2011": ["CUB_200_2011/classes.txt", "classes.txt"],
-    "Mini-ImageNet": ["mini-imagenet/train.csv", "mini_imagenet/train.csv", "miniImageNet/train.csv"],
-    "Small-ImageNet (Tiny-ImageNet)": ["tiny-imagenet-200/wnids.txt", "small_imagenet/wnids.txt"],
-}
-
 
 def versions() -> pd.DataFrame:
     """Python, the platform and every dependency's installed version."""
@@ -45,16 +38,29 @@ def device_report() -> pd.DataFrame:
                                       f"bf16={'yes' if torch.cuda.is_bf16_supported() else 'no'}"))
     else:
         rows.append(("cuda", "not available — the quick and smoke profiles run on the CPU"))
-    rows.append(("trainer device", "cuda" if torch.cuda.is_available() else "cpu"))
+    rows.append(("trainer device (DEVICE = None)", resolve_device(None).type))
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
+def marker_hits(folder: Path, marker: str) -> list[Path]:
+    """The paths under ``folder`` that match the glob ``marker`` (a trailing ``/``: folders only)."""
+    if not folder.is_dir():
+        return []
+    folders_only = marker.endswith("/")
+    return sorted(p for p in folder.glob(marker.rstrip("/")) if p.is_dir() or not folders_only)
+
+
 def datasets_found(data_root: str | os.PathLike | None) -> pd.DataFrame:
-    """Which real datasets (needed only by the ``paper`` profile) exist under ``data_root``."""
+    """Which real datasets (needed only by the ``paper`` profile) exist under ``data_root``: for each
+    dataset of the registry, the first of its ``root_candidates`` holding one of its ``markers``
+    (one marker per layout its loader reads)."""
     root = paths.resolve_data_root(data_root)
     rows = []
-    for name, markers in DATASET_MARKERS.items():
-        hits = [m for m in markers if (root / m).exists()]
-        rows.append((name, "found: " + str(root / Path(hits[0]).parent) if hits else "not found",
-                     " or ".join(str(Path(m)) for m in markers)))
+    for spec in names.DATASETS.values():
+        found = next((root / candidate for candidate in spec.root_candidates for marker in spec.markers
+                      if marker_hits(root / candidate, marker)), None)
+        looked_for = " or ".join(f"{candidate}/{marker}".replace("./", "") for candidate in spec.root_candidates
+                                 for marker in spec.markers)
+        status = "found: " + paths.display_path(found) if found is not None else "not found"
+        rows.append((spec.display, status, looked_for))
     return pd.DataFrame(rows, columns=["dataset", "status", "looked for"])

@@ -11,21 +11,18 @@
   the size of the paper's KL term KL(y′ ‖ g_y) and the prediction that minimises
   α·L_CE + β·KL(y′ ‖ g_y) (paper, Eq. 3–5), in closed form and numerically.
 
-When is the explorer interactive? (:func:`interactive_session`) Only when all three hold:
-``$KESL_PROGRESS`` is not ``0`` (``make reproduce``, which runs papermill, and ``make test``, which
-runs nbval, both set it to ``0``), the code runs in a Jupyter kernel (``ZMQInteractiveShell``; not
-plain Python, not the IPython terminal, not pytest) and ipywidgets is installed. A kernel cannot
-ask whether a widget front-end is listening, so the environment variable is the reliable signal;
-run papermill by hand with ``KESL_PROGRESS=0`` as well, or the executed notebook stores widget
-state. ``interactive=True/False`` overrides the rule.
+When is the explorer interactive? (:func:`interactive_session`) Only when both hold: the caller
+allows widgets (``allowed``: a notebook passes ``CTX.interactive`` of its
+:class:`~kesl_utils.context.RunContext`, which ``make reproduce`` (papermill) and ``make test``
+(nbval) build with ``KESL_PROGRESS=0``, so no widget state is stored), and the code runs in a
+Jupyter kernel with ipywidgets installed (:func:`kesl_utils.progress.widgets_available`; not plain
+Python, not the IPython terminal, not pytest). A kernel cannot ask whether a widget front-end is
+listening, so the context is the reliable signal. ``interactive=True/False`` overrides the rule.
 """
 from __future__ import annotations
 
-import importlib.util
 import io
 import math
-import os
-import sys
 from typing import Optional, Sequence
 
 import numpy as np
@@ -39,6 +36,7 @@ from scipy.special import expit, logit
 from . import names
 from .losses import KESLLoss
 from .metrics import class_distance_matrix
+from .progress import widgets_available
 from .soft_labels import as_float64_matrix, soft_label_matrix
 
 __all__ = [
@@ -102,16 +100,10 @@ def distance_order(distances: np.ndarray, names_: Sequence[str], class_index: in
 
 
 # -- the explorer ------------------------------------------------------------------------------------
-def interactive_session() -> bool:
-    """Whether :func:`soft_label_explorer` draws sliders (the rule is in the module docstring)."""
-    if os.environ.get("KESL_PROGRESS", "1") == "0":
-        return False
-    shell = sys.modules.get("IPython")
-    try:
-        in_kernel = shell is not None and shell.get_ipython().__class__.__name__ == "ZMQInteractiveShell"
-    except AttributeError:
-        in_kernel = False
-    return in_kernel and importlib.util.find_spec("ipywidgets") is not None
+def interactive_session(allowed: bool = True) -> bool:
+    """Whether :func:`soft_label_explorer` draws sliders: ``allowed`` (the context's ``interactive``)
+    and a Jupyter kernel with ipywidgets (the rule is in the module docstring)."""
+    return bool(allowed) and widgets_available()
 
 
 class SoftLabelFigure:

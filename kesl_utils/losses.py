@@ -19,7 +19,9 @@ The registry
     Every loss the trainer can use is one :class:`LossSpec` in :data:`LOSSES`, registered with
     :func:`register_loss`: its name, the parameters it reads from a
     :class:`~kesl_utils.config.Config` (each with its default, its validator and a help line) and a
-    builder ``build(hierarchy, **params) -> nn.Module``. ``Config``, the command-line flags, the
+    builder ``build(hierarchy, **params) -> nn.Module``. The declarations live in the torch-free
+    :mod:`kesl_utils.loss_registry` (so that ``Config`` and the command line need no torch); the
+    built-in builders are the ``_build_*`` functions here. ``Config``, the command-line flags, the
     run-id normalisation and the trainer all read this registry, so adding a loss is one builder,
     one registration and its tests::
 
@@ -34,8 +36,6 @@ The registry
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 import torch
@@ -43,133 +43,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import names
+from .loss_registry import (BUILT_IN, KESL_DISTANCES, KL_DIRECTIONS, LOSSES, LossParam, LossSpec, check_decay,
+                            check_hardness, check_loss_params, check_not_both_zero, loss_spec, owners, register_loss)
+from .metrics import check_logits_targets
 from .soft_labels import soft_label_matrix
 
 __all__ = ["KESLLoss", "MBMLoss", "HXELoss", "mbm_soft_labels", "LossParam", "LossSpec", "LOSSES", "register_loss",
-           "loss_spec", "check_loss_params", "build_loss", "KL_DIRECTIONS", "KESL_DISTANCES"]
-
-KL_DIRECTIONS = names.KL_DIRECTIONS
-#: Which class distance KESL's c_ij = λ^D_ij uses: the paper's d_ij = e_ij − 1 ("edges") or the
-#: height of the lowest common ancestor ("lca", the distance of Bertinetto et al.).
-KESL_DISTANCES = ("edges", "lca")
+           "loss_spec", "check_loss_params", "build_loss", "KL_DIRECTIONS", "KESL_DISTANCES", "BUILT_IN", "owners"]
 
 # Tolerance on Σ_j g_ij = 1: loose enough for a float32 matrix of 10,000 classes.
 _ROW_SUM_TOL = 1e-4
-
-
-# -- the registry -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class LossParam:
-    """One parameter of a loss: a field of ``Config.loss_params`` and a command-line flag.
-
-    name: the key (``"lam"``; the flag is ``--lam``). default: its value when not given.
-    check: validator returning the normalised value or raising ``ValueError`` (from :mod:`names`).
-    help: one line for ``--help``. choices: the allowed strings of a text parameter.
-    """
-
-    name: str
-    default: Any
-    check: Callable[[Any], Any]
-    help: str
-    choices: Optional[tuple] = None
-
-    @property
-    def type(self) -> type:
-        """``float`` or ``str``: how the command line parses the flag."""
-        return str if isinstance(self.default, str) else float
-
-
-@dataclass(frozen=True)
-class LossSpec:
-    """A registered loss: ``build(hierarchy, **params)`` returns the ``nn.Module``.
-
-    ``check_all(params)`` (optional) validates rules that involve several parameters
-    (KESL: α and β not both zero); it runs when a ``Config`` is made, before any training.
-    ``needs_hierarchy``: whether ``build`` reads the hierarchy (cross-entropy does not).
-    """
-
-    name: str
-    params: tuple[LossParam, ...]
-    build: Callable[..., nn.Module]
-    summary: str
-    check_all: Optional[Callable[[dict], None]] = None
-    needs_hierarchy: bool = True
-
-    @property
-    def defaults(self) -> dict:
-        return {p.name: p.default for p in self.params}
-
-
-#: name → :class:`LossSpec`, filled by :func:`register_loss`.
-LOSSES: dict[str, LossSpec] = {}
-
-
-def register_loss(name: str, *, params: tuple = (), summary: str = "", check_all=None,
-                  needs_hierarchy: bool = True):
-    """Decorator registering ``build(hierarchy, **params) -> nn.Module`` as loss ``name``.
-
-    A parameter name used by several losses must mean the same there (same default type).
-    Registering a name twice replaces the earlier entry (so a notebook cell can be re-run).
-    """
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"loss name must be an identifier such as 'my_loss', got {name!r}")
-    params = tuple(params)
-    for param in params:
-        if not isinstance(param, LossParam):
-            raise TypeError(f"loss {name!r}: params must be LossParam objects, got {type(param).__name__}")
-        for other in LOSSES.values():
-            for known in other.params:
-                if known.name == param.name and known.type is not param.type:
-                    raise ValueError(f"loss {name!r}: parameter {param.name!r} is a {param.type.__name__} "
-                                     f"but loss {other.name!r} declares it as a {known.type.__name__}")
-
-    def decorator(build):
-        LOSSES[name] = LossSpec(name, params, build, summary or (build.__doc__ or "").strip().split("\n")[0],
-                                check_all, needs_hierarchy)
-        return build
-
-    return decorator
-
-
-def loss_spec(name: str) -> LossSpec:
-    """The registered loss ``name``; ``ValueError`` listing the registered losses otherwise."""
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; registered losses: {', '.join(map(repr, LOSSES))}")
-    return LOSSES[name]
-
-
-def owners(param: str) -> list[str]:
-    """The losses that declare parameter ``param``."""
-    return [spec.name for spec in LOSSES.values() if any(p.name == param for p in spec.params)]
-
-
-def check_loss_params(name: str, params: Optional[Mapping] = None) -> dict:
-    """``params`` of loss ``name`` validated and completed with defaults, in declaration order.
-
-    A parameter the loss does not declare is an error that names the loss(es) it belongs to, so
-    that ``--lam`` given with ``--loss ce`` fails instead of being silently dropped.
-    """
-    spec = loss_spec(name)
-    params = dict(params or {})
-    declared = {p.name for p in spec.params}
-    unknown = [k for k in params if k not in declared]
-    if unknown:
-        problems = []
-        for key in unknown:
-            belongs = owners(key)
-            problems.append(f"{key!r} is a parameter of {' and '.join(map(repr, belongs))}" if belongs
-                            else f"{key!r} is not a parameter of any registered loss")
-        raise ValueError(f"loss {name!r} takes {', '.join(map(repr, declared)) or 'no parameters'}; "
-                         + "; ".join(problems))
-    checked = {}
-    for param in spec.params:
-        value = params.get(param.name, param.default)
-        if value is None:
-            value = param.default
-        checked[param.name] = param.check(value)
-    if spec.check_all is not None:
-        spec.check_all(checked)
-    return checked
 
 
 def build_loss(name: str, hierarchy=None, **params) -> nn.Module:
@@ -184,7 +67,7 @@ def build_loss(name: str, hierarchy=None, **params) -> nn.Module:
     if spec.needs_hierarchy and hierarchy is None:
         raise ValueError(f"loss {name!r} needs the class hierarchy: build_loss({name!r}, hierarchy, ...) "
                          "with a kesl_utils.hierarchy.Hierarchy")
-    return spec.build(hierarchy, **checked)
+    return spec.builder()(hierarchy, **checked)
 
 
 # -- the losses ---------------------------------------------------------------------------------
@@ -204,26 +87,29 @@ def _check_soft_labels(soft_labels) -> torch.Tensor:
     return g
 
 
-def check_logits_targets(logits, targets, n: int) -> torch.Tensor:
-    """Validate a loss's inputs; returns ``targets`` as int64. ``TypeError`` for non-tensors."""
-    for what, value in (("logits", logits), ("targets", targets)):
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{what} must be a torch.Tensor, got {type(value).__name__} "
-                            f"(convert with torch.as_tensor)")
-    if logits.ndim != 2 or logits.shape[1] != n:
-        raise ValueError(f"logits must have shape (N, {n}) (one column per class of soft_labels), "
-                         f"got {tuple(logits.shape)}")
-    if targets.ndim != 1 or targets.shape[0] != logits.shape[0]:
-        raise ValueError(f"targets must have shape ({logits.shape[0]},) to match logits, got {tuple(targets.shape)}")
-    if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
-        raise ValueError(f"targets must be integer class indices in [0, {n - 1}], got dtype {targets.dtype}")
-    if targets.numel() and bool(((targets < 0) | (targets >= n)).any()):
-        raise ValueError(f"targets must lie in [0, {n - 1}], got values in "
-                         f"[{int(targets.min())}, {int(targets.max())}]")
-    return targets.long()
+def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
+    """float64 for float64 logits, else float32: autocast would run log_softmax/exp in bf16/fp16 on some
+    backends, and the losses are cheap, so they are always computed in (at least) float32."""
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
 
 
-class KESLLoss(nn.Module):
+class _BatchMeanLoss(nn.Module):
+    """What every loss here shares: ``forward(logits (N, n), targets (N,))`` validates its inputs
+    (:func:`kesl_utils.metrics.check_logits_targets`), leaves autocast, computes in float32 (float64
+    for float64 logits) and returns the batch mean of :meth:`per_sample` ("batchmean")."""
+
+
+    def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The loss of each sample, shape (N,), from logits in the compute dtype and int64 targets."""
+        raise NotImplementedError
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        targets = check_logits_targets(logits, targets, self.num_classes, allow_empty=True)
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            return self.per_sample(logits.to(_compute_dtype(logits)), targets).mean()
+
+
+class KESLLoss(_BatchMeanLoss):
     """α · L_CE + β · L_KL with knowledge-embedded soft labels g (paper, Eq. 5).
 
     Parameters
@@ -247,7 +133,7 @@ class KESLLoss(nn.Module):
         super().__init__()
         self.alpha = names.check_weight(alpha, "alpha (α)")
         self.beta = names.check_weight(beta, "beta (β)")
-        _check_not_both_zero({"alpha": self.alpha, "beta": self.beta})
+        check_not_both_zero({"alpha": self.alpha, "beta": self.beta})
         self.kl = names.check_choice("kl", kl, KL_DIRECTIONS)
         g = _check_soft_labels(soft_labels)
         self.register_buffer("soft_labels", g)
@@ -262,28 +148,20 @@ class KESLLoss(nn.Module):
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, alpha={self.alpha:g}, beta={self.beta:g}, kl={self.kl!r}"
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        targets = check_logits_targets(logits, targets, self.num_classes)
-        compute_dtype = _compute_dtype(logits)
-        with torch.autocast(device_type=logits.device.type, enabled=False):
-            log_p = F.log_softmax(logits.to(compute_dtype), dim=1)
-            loss = log_p.new_zeros(logits.shape[0])
-            if self.alpha:
-                loss = loss - self.alpha * log_p.gather(1, targets.unsqueeze(1)).squeeze(1)
-            if self.beta:
-                log_g = self.log_soft_labels[targets].to(compute_dtype)
-                if self.kl == "reverse":
-                    kl = (log_p.exp() * (log_p - log_g)).sum(dim=1)
-                else:
-                    g = self.soft_labels[targets].to(compute_dtype)
-                    kl = (g * (log_g - log_p)).sum(dim=1)
-                loss = loss + self.beta * kl
-            return loss.mean()
-
-
-def _check_not_both_zero(params: dict) -> None:
-    if params["alpha"] == 0.0 and params["beta"] == 0.0:
-        raise ValueError("alpha (α) and beta (β) must not both be zero (the loss would be constant)")
+    def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        log_p = F.log_softmax(logits, dim=1)
+        loss = log_p.new_zeros(logits.shape[0])
+        if self.alpha:
+            loss = loss - self.alpha * log_p.gather(1, targets.unsqueeze(1)).squeeze(1)
+        if self.beta:
+            log_g = self.log_soft_labels[targets].to(logits.dtype)
+            if self.kl == "reverse":
+                kl = (log_p.exp() * (log_p - log_g)).sum(dim=1)
+            else:
+                g = self.soft_labels[targets].to(logits.dtype)
+                kl = (g * (log_g - log_p)).sum(dim=1)
+            loss = loss + self.beta * kl
+        return loss
 
 
 def kesl_class_distances(hierarchy, distance: str = "edges") -> np.ndarray:
@@ -302,53 +180,20 @@ def kesl_class_distances(hierarchy, distance: str = "edges") -> np.ndarray:
     return shifted
 
 
-@register_loss("ce", summary="cross-entropy with the one-hot label", needs_hierarchy=False)
 def _build_ce(hierarchy):
     return nn.CrossEntropyLoss()
 
 
-@register_loss("label_smoothing", summary="label smoothing (Szegedy et al. 2016), PyTorch's own",
-               params=(LossParam("epsilon", 0.1, names.check_epsilon,
-                                 "label smoothing: mass spread uniformly over all classes (ε)"),),
-               needs_hierarchy=False)
 def _build_label_smoothing(hierarchy, *, epsilon):
     return nn.CrossEntropyLoss(label_smoothing=epsilon)
 
 
-@register_loss("kesl", summary="KESL: alpha*CE + beta*KL to the knowledge-embedded soft label",
-               params=(LossParam("lam", 0.5, names.check_lambda, "KESL λ: similarity c_ij = λ^d_ij, 0 < λ < 1"),
-                       LossParam("T", 2.0, names.check_temperature, "KESL temperature: g_ij = softmax_j(T c_ij)"),
-                       LossParam("alpha", 1.0, lambda v: names.check_weight(v, "alpha (α)"),
-                                 "KESL weight α of the cross-entropy term"),
-                       LossParam("beta", 0.1, lambda v: names.check_weight(v, "beta (β)"),
-                                 "KESL weight β of the KL term"),
-                       LossParam("kl", "reverse", lambda v: names.check_choice("kl", v, KL_DIRECTIONS),
-                                 "KL direction: reverse KL(p||g) (the paper's) or forward KL(g||p)",
-                                 choices=KL_DIRECTIONS),
-                       LossParam("distance", "edges", lambda v: names.check_choice("distance", v, KESL_DISTANCES),
-                                 "class distance of c_ij: the paper's d_ij = e_ij - 1, or the LCA height",
-                                 choices=KESL_DISTANCES)),
-               check_all=_check_not_both_zero)
 def _build_kesl(hierarchy, *, lam, T, alpha, beta, kl, distance):
     g = soft_label_matrix(kesl_class_distances(hierarchy, distance), lam, T)
     return KESLLoss(g, alpha=alpha, beta=beta, kl=kl)
 
 
 # -- the losses KESL competes with: Bertinetto et al., "Making Better Mistakes" (CVPR 2020) ------
-def _check_hardness(value) -> float:
-    return names.check_positive(value, "hardness")
-
-
-def _check_decay(value) -> float:
-    return names.check_positive(value, "decay", allow_zero=True)
-
-
-def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
-    """float64 for float64 logits, else float32: autocast would run log_softmax/exp in bf16/fp16 on some
-    backends, and the losses are cheap, so they are always computed in (at least) float32."""
-    return torch.float64 if logits.dtype == torch.float64 else torch.float32
-
-
 def mbm_soft_labels(distances, hardness: float) -> torch.Tensor:
     """The soft labels of Bertinetto et al. ("Making Better Mistakes", CVPR 2020), float64 (n, n).
 
@@ -363,7 +208,7 @@ def mbm_soft_labels(distances, hardness: float) -> torch.Tensor:
     ``distances`` must be square, finite, non-negative with a zero diagonal, so that every row
     peaks on its own class. A matrix of zeros (a single class) is left unscaled.
     """
-    hardness = _check_hardness(hardness)
+    hardness = check_hardness(hardness)
     d = torch.as_tensor(np.asarray(distances) if not isinstance(distances, torch.Tensor) else distances)
     if d.ndim != 2 or d.shape[0] != d.shape[1] or d.shape[0] == 0:
         raise ValueError(f"distances must be a non-empty square (n, n) matrix, got shape {tuple(d.shape)}")
@@ -377,7 +222,7 @@ def mbm_soft_labels(distances, hardness: float) -> torch.Tensor:
     return torch.softmax(-hardness * scaled, dim=1)
 
 
-class MBMLoss(nn.Module):
+class MBMLoss(_BatchMeanLoss):
     """Cross-entropy to the soft labels of Bertinetto et al., "Making Better Mistakes" (CVPR 2020).
 
     For a sample with logits s (n,), p = softmax(s), and true class y::
@@ -413,7 +258,7 @@ class MBMLoss(nn.Module):
 
     def __init__(self, distances, hardness: float = 30.0):
         super().__init__()
-        self.hardness = _check_hardness(hardness)
+        self.hardness = check_hardness(hardness)
         double = (distances.dtype == torch.float64 if isinstance(distances, torch.Tensor)
                   else np.asarray(distances).dtype == np.float64)
         dtype = torch.float64 if double else torch.float32
@@ -426,16 +271,12 @@ class MBMLoss(nn.Module):
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, hardness={self.hardness:g}"
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        targets = check_logits_targets(logits, targets, self.num_classes)
-        compute_dtype = _compute_dtype(logits)
-        with torch.autocast(device_type=logits.device.type, enabled=False):
-            log_p = F.log_softmax(logits.to(compute_dtype), dim=1)
-            target = self.soft_labels[targets].to(compute_dtype)
-            return -(target * log_p).sum(dim=1).mean()
+    def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        log_p = F.log_softmax(logits, dim=1)
+        return -(self.soft_labels[targets].to(logits.dtype) * log_p).sum(dim=1)
 
 
-class HXELoss(nn.Module):
+class HXELoss(_BatchMeanLoss):
     """Hierarchical cross-entropy (HXE) of Bertinetto et al., "Making Better Mistakes" (CVPR 2020).
 
     The probability of a class C⁽⁰⁾ factors along its path C⁽⁰⁾ → C⁽¹⁾ → … → C⁽ᴴ⁾ = root into
@@ -486,7 +327,7 @@ class HXELoss(nn.Module):
 
     def __init__(self, hierarchy, decay: float = 0.1):
         super().__init__()
-        self.decay = _check_decay(decay)
+        self.decay = check_decay(decay)
         self.is_tree = bool(hierarchy.is_tree)
         classes = list(hierarchy.classes)
         n = len(classes)
@@ -541,25 +382,14 @@ class HXELoss(nn.Module):
             0, self.pair_node, (below - shift.index_select(0, self.pair_node)).exp())
         return torch.cat([log_p, (shift + total.log()).T], dim=1)
 
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        targets = check_logits_targets(logits, targets, self.num_classes)
-        compute_dtype = _compute_dtype(logits)
-        with torch.autocast(device_type=logits.device.type, enabled=False):
-            node_log_p = self.node_log_probabilities(logits.to(compute_dtype))
-            coefficients = self.path_coefficients[targets].to(compute_dtype)
-            return (coefficients * node_log_p).sum(dim=1).mean()
+    def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        node_log_p = self.node_log_probabilities(logits)
+        return (self.path_coefficients[targets].to(logits.dtype) * node_log_p).sum(dim=1)
 
 
-@register_loss("mbm", summary="soft labels of Bertinetto et al. 2020: CE to softmax(-hardness * LCA height / max)",
-               params=(LossParam("hardness", 30.0, _check_hardness,
-                                 "MBM soft labels: hardness β > 0 of softmax(-β h_ij / max h), larger is closer "
-                                 "to one-hot"),))
 def _build_mbm(hierarchy, *, hardness):
     return MBMLoss(hierarchy.lca_heights(), hardness)
 
 
-@register_loss("hxe", summary="hierarchical cross-entropy of Bertinetto et al. 2020 (edge weights exp(-decay*depth))",
-               params=(LossParam("decay", 0.1, _check_decay,
-                                 "HXE: decay α ≥ 0 of the edge weights exp(-α·depth); 0 is cross-entropy"),))
 def _build_hxe(hierarchy, *, decay):
     return HXELoss(hierarchy, decay)

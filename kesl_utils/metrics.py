@@ -36,6 +36,7 @@ __all__ = [
     "conditional_risk",
     "crm_rank",
     "summarize",
+    "check_logits_targets",
     "METRIC_KEYS",
     "LCA_METRIC_KEYS",
     "CRM_METRIC_KEYS",
@@ -60,12 +61,22 @@ def class_distance_matrix(edge_distances) -> torch.Tensor:
     return torch.from_numpy(d)
 
 
-def _check_logits_targets(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if not isinstance(logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
-        raise ValueError("logits and targets must be torch tensors")
+def check_logits_targets(logits, targets, n: int | None = None, *, allow_empty: bool = False) -> torch.Tensor:
+    """The one check of a pair (logits (N, n), targets (N,)), for the metrics and the losses.
+
+    ``n``: the number of classes the logits must have (``None``: any n ≥ 1). ``allow_empty``: accept
+    N = 0 (a loss of an empty batch; a metric has nothing to evaluate). Raises ``TypeError`` when
+    either is not a tensor, ``ValueError`` for a wrong shape, dtype or class index. Returns the
+    targets as int64 on the logits' device.
+    """
+    for what, value in (("logits", logits), ("targets", targets)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{what} must be a torch.Tensor, got {type(value).__name__} (convert with torch.as_tensor)")
+    if n is not None and (logits.ndim != 2 or logits.shape[1] != n):
+        raise ValueError(f"logits must have shape (N, {n}) (one column per class), got {tuple(logits.shape)}")
     if logits.ndim != 2 or logits.shape[1] == 0:
         raise ValueError(f"logits must have shape (N, n) with n ≥ 1 classes, got {tuple(logits.shape)}")
-    if logits.shape[0] == 0:
+    if logits.shape[0] == 0 and not allow_empty:
         raise ValueError("logits is empty (N = 0): there is nothing to evaluate")
     if not logits.dtype.is_floating_point:
         raise ValueError(f"logits must be a floating-point tensor, got dtype {logits.dtype}")
@@ -73,11 +84,16 @@ def _check_logits_targets(logits: torch.Tensor, targets: torch.Tensor) -> tuple[
         raise ValueError(f"targets must have shape ({logits.shape[0]},) to match logits, got {tuple(targets.shape)}")
     if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
         raise ValueError(f"targets must be integer class indices, got dtype {targets.dtype}")
-    n = logits.shape[1]
-    if bool(((targets < 0) | (targets >= n)).any()):
-        raise ValueError(f"targets must lie in [0, {n - 1}] (logits have {n} columns), got values in "
+    classes = logits.shape[1]
+    if targets.numel() and bool(((targets < 0) | (targets >= classes)).any()):
+        raise ValueError(f"targets must lie in [0, {classes - 1}] (logits have {classes} columns), got values in "
                          f"[{int(targets.min())}, {int(targets.max())}]")
-    return logits.detach(), targets.detach().to(device=logits.device, dtype=torch.long)
+    return targets.to(device=logits.device, dtype=torch.long)
+
+
+def _check_logits_targets(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    targets = check_logits_targets(logits, targets)
+    return logits.detach(), targets.detach()
 
 
 def _check_distances(distances, n: int, device: torch.device, name: str = "distances",

@@ -1,8 +1,13 @@
-"""The paper's backbones (ResNet-18, ResNet-50, MobileNetV2) from torchvision, new classifier.
+"""The backbones of the registry (:data:`kesl_utils.names.BACKBONES`), each with a new classifier.
 
-All three use torchvision's standard ImageNet stem at every input size: at the quick
-profile's 32 px the feature map is 1×1 before pooling, which is coarse but ~15× cheaper than
-a stride-1 "CIFAR" stem, and the same network is used in every profile.
+A backbone is one :class:`~kesl_utils.names.BackboneSpec` entry: its builder, its ImageNet weights
+and the path of its classifier head, written as import strings that this module resolves when a
+model is built (so that the registry, and ``Config`` validation, stay torch-free).
+
+The paper's three backbones (ResNet-18, ResNet-50, MobileNetV2) come from torchvision and use its
+standard ImageNet stem at every input size: at the quick profile's 32 px the feature map is 1×1
+before pooling, which is coarse but ~15× cheaper than a stride-1 "CIFAR" stem, and the same
+network is used in every profile.
 
 Pretrained weights are torchvision's ``IMAGENET1K_V1`` for all three backbones
 (``ResNet18_Weights``, ``ResNet50_Weights``, ``MobileNet_V2_Weights``): the original
@@ -16,22 +21,20 @@ import os
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
-BACKBONES = ("resnet18", "resnet50", "mobilenet_v2")
+from . import names
 
-_WEIGHTS = {
-    "resnet18": ("resnet18", "ResNet18_Weights"),
-    "resnet50": ("resnet50", "ResNet50_Weights"),
-    "mobilenet_v2": ("mobilenet_v2", "MobileNet_V2_Weights"),
-}
+#: The registry, re-exported: name → :class:`~kesl_utils.names.BackboneSpec`.
+BACKBONES = names.BACKBONES
 
 
 def pretrained_weights(name: str):
-    """The torchvision weights enum member used for ``name`` (``IMAGENET1K_V1``)."""
-    _check_name(name)
-    return getattr(torchvision.models, _WEIGHTS[name][1]).IMAGENET1K_V1
+    """The ImageNet weights (the torchvision enum member) of backbone ``name``."""
+    spec = names.backbone_spec(name)
+    if spec.weights is None:
+        raise ValueError(f"backbone {name!r} has no ImageNet weights in the registry")
+    return names.resolve(spec.weights, f"the weights of backbone {name!r}")
 
 
 def weight_file(name: str) -> Path:
@@ -40,18 +43,18 @@ def weight_file(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
-def build_model(name: str, num_classes: int, pretrained: bool = False) -> nn.Module:
+def build_model(name: str, num_classes: int, imagenet_weights: bool = False) -> nn.Module:
     """Backbone ``name`` with a freshly initialised ``num_classes``-way classifier.
 
-    Input (B, 3, H, W) → logits (B, num_classes). ``pretrained`` loads ImageNet
-    ``IMAGENET1K_V1`` weights into everything but the classifier. Raises ``RuntimeError``
-    naming the weight file and the folder to put it in when it cannot be downloaded.
+    Input (B, 3, H, W) → logits (B, num_classes). ``imagenet_weights`` loads the backbone's
+    ImageNet weights into everything but the classifier. Raises ``RuntimeError`` naming the
+    weight file and the folder to put it in when it cannot be downloaded.
     """
-    _check_name(name)
+    spec = names.backbone_spec(name)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes={num_classes!r}; expected a positive int")
-    builder = getattr(torchvision.models, _WEIGHTS[name][0])
-    if not pretrained:
+    builder = names.resolve(spec.builder, f"the builder of backbone {name!r}")
+    if not imagenet_weights:
         return builder(weights=None, num_classes=num_classes)
 
     weights = pretrained_weights(name)
@@ -67,42 +70,32 @@ def build_model(name: str, num_classes: int, pretrained: bool = False) -> nn.Mod
             f"{target.name} in {target.parent}/ (torch.hub.get_dir()/checkpoints; "
             f"set $TORCH_HOME to use another cache), then run again."
         ) from error
-    _replace_classifier(model, name, num_classes)
+    _replace_classifier(model, spec, num_classes)
     return model
 
 
-def _replace_classifier(model: nn.Module, name: str, num_classes: int) -> None:
-    if name.startswith("resnet"):
-        model.fc = nn.Linear(model.fc.in_features, num_classes)
-    else:
-        old = model.classifier[-1]
-        new = nn.Linear(old.in_features, num_classes)
-        # torchvision's MobileNetV2 initialises its classifier this way.
-        nn.init.normal_(new.weight, 0, 0.01)
+def _replace_classifier(model: nn.Module, spec: names.BackboneSpec, num_classes: int) -> None:
+    old = model.get_submodule(spec.head)
+    new = nn.Linear(old.in_features, num_classes)
+    if spec.head_init_std is not None:
+        nn.init.normal_(new.weight, 0, spec.head_init_std)
         nn.init.zeros_(new.bias)
-        model.classifier[-1] = new
+    parent, _, attribute = spec.head.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, attribute, new)
 
 
-def classifier_module(model: nn.Module) -> nn.Module:
-    """The final classifier of a model from :func:`build_model` (``fc`` or ``classifier``)."""
+def classifier_module(model: nn.Module, name: str) -> nn.Module:
+    """The final classifier of a model of backbone ``name`` (its registry entry's ``head``)."""
     model = getattr(model, "_orig_mod", model)  # a torch.compile wrapper
-    for attr in ("fc", "classifier"):
-        if isinstance(getattr(model, attr, None), nn.Module):
-            return getattr(model, attr)
-    raise ValueError(f"{type(model).__name__} has neither .fc nor .classifier")
+    return model.get_submodule(names.backbone_spec(name).head)
 
 
-def classifier_parameters(model: nn.Module) -> list[nn.Parameter]:
+def classifier_parameters(model: nn.Module, name: str) -> list[nn.Parameter]:
     """Parameters of the new classifier (they get the config's ``lr``)."""
-    return list(classifier_module(model).parameters())
+    return list(classifier_module(model, name).parameters())
 
 
-def backbone_parameters(model: nn.Module) -> list[nn.Parameter]:
+def backbone_parameters(model: nn.Module, name: str) -> list[nn.Parameter]:
     """All other parameters (they get ``lr * backbone_lr_mult``)."""
-    head = {id(p) for p in classifier_parameters(model)}
+    head = {id(p) for p in classifier_parameters(model, name)}
     return [p for p in model.parameters() if id(p) not in head]
-
-
-def _check_name(name: str) -> None:
-    if name not in BACKBONES:
-        raise ValueError(f"backbone {name!r} is not supported; expected one of {', '.join(BACKBONES)}")

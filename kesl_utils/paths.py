@@ -2,31 +2,30 @@
 
 Every path in the package comes from here, so that notebooks (whose working directory is
 ``notebooks/`` under papermill and nbval) and the command line agree on where files are.
-Each profile writes its results to its own folder (:data:`PROFILE_RESULTS`: ``results/`` for the
-committed quick run, ``build/results-smoke/``, ``results-paper/``), unless the environment variable
-``KESL_RESULTS_DIR`` names one folder for all (the tests use temporary folders).
+
+A results folder holds ``runs/`` (one record per run), ``checkpoints/``, ``artifacts/``,
+``figures/``, ``tables/`` and ``references/`` (:data:`RESULT_FOLDERS`). Which results folder a
+run writes to is the caller's choice, passed down as a path (``context.results_dir`` of a
+:class:`~kesl_utils.context.RunContext`): each profile has its own default
+(:func:`default_results_dir`: ``results/`` for the committed quick run, ``build/results-smoke/``,
+``results-paper/``), and nothing here reads the environment. Reading a path creates nothing;
+:func:`check_writable` (called by :meth:`RunContext.prepare`) creates folders and proves they can be
+written.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tempfile
 from pathlib import Path
 
-from . import names
+from . import profiles
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-#: Where each profile's results go unless ``$KESL_RESULTS_DIR`` says otherwise (relative to the
-#: repository). ``quick`` is the committed run; ``smoke`` is what ``make test`` exercises and never
-#: overwrites it; ``paper`` results (days of GPU time) get their own folder that ``make clean``
-#: leaves alone; ``custom`` is a Config made by hand.
-PROFILE_RESULTS = {
-    "quick": "results",
-    "smoke": "build/results-smoke",
-    "paper": "results-paper",
-    "custom": "build/results-custom",
-}
+#: The sub-folders of a results folder.
+RESULT_FOLDERS = ("runs", "checkpoints", "artifacts", "figures", "tables", "references")
 
 
 def hierarchies_dir() -> Path:
@@ -45,53 +44,59 @@ def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
     Relative paths are taken relative to the repository root (not the working directory),
     so ``DATA_ROOT = "data/raw"`` means the same folder from a notebook and from a shell.
     """
-    if data_root is None:
-        return raw_data_dir()
-    path = Path(data_root).expanduser()
+    return raw_data_dir() if data_root is None else in_repository(data_root)
+
+
+def in_repository(path: str | os.PathLike) -> Path:
+    """``path`` made absolute, a relative path being taken relative to the repository root."""
+    path = Path(path).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
-def results_dir(profile: str = "quick") -> Path:
-    """The results folder of ``profile``: ``$KESL_RESULTS_DIR`` if set, else :data:`PROFILE_RESULTS`.
+def default_results_dir(profile: str) -> Path:
+    """The results folder a profile's entry names (:attr:`kesl_utils.profiles.Profile.results`), absolute.
 
-    ``KESL_RESULTS_DIR`` serves every profile (the tests point it at a temporary folder).
+    ``"custom"`` (a Config made by hand) has one too. No default profile: the argument is required.
     """
-    override = os.environ.get("KESL_RESULTS_DIR")
-    if override:
-        return Path(override).expanduser().resolve()
-    names.check_choice("profile", profile, PROFILE_RESULTS)
-    return PROJECT_ROOT / PROFILE_RESULTS[profile]
+    return in_repository(profiles.results_folder(profile))
 
 
-def _subdir(profile: str, name: str) -> Path:
-    path = results_dir(profile) / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def _inside(results_dir: str | os.PathLike, name: str) -> Path:
+    # Absolute only: a profile name passed where a folder belongs ("quick") must fail, not write to ./quick.
+    if not isinstance(results_dir, (str, os.PathLike)) or not Path(results_dir).is_absolute():
+        raise ValueError(f"a results folder must be an absolute path (e.g. context.results_dir, or "
+                         f"paths.default_results_dir(profile)), got {results_dir!r}")
+    return Path(results_dir) / name
 
 
-def runs_dir(profile: str = "quick") -> Path:
-    """``<results>/runs/``: one JSON run record per finished run."""
-    return _subdir(profile, "runs")
+def runs_dir(results_dir: str | os.PathLike) -> Path:
+    """``<results>/runs/``: one JSON run record per finished run. Creates nothing."""
+    return _inside(results_dir, "runs")
 
 
-def checkpoints_dir(profile: str = "quick") -> Path:
+def checkpoints_dir(results_dir: str | os.PathLike) -> Path:
     """``<results>/checkpoints/``: per-run checkpoint folders, removed once the record is written."""
-    return _subdir(profile, "checkpoints")
+    return _inside(results_dir, "checkpoints")
 
 
-def artifacts_dir(profile: str = "quick") -> Path:
-    """``<results>/artifacts/`` (git-ignored): pretrained weights and test-set probabilities of runs."""
-    return _subdir(profile, "artifacts")
+def artifacts_dir(results_dir: str | os.PathLike) -> Path:
+    """``<results>/artifacts/`` (git-ignored): pretrained weights and test-set outputs of runs."""
+    return _inside(results_dir, "artifacts")
 
 
-def figures_dir(profile: str = "quick") -> Path:
+def figures_dir(results_dir: str | os.PathLike) -> Path:
     """``<results>/figures/``."""
-    return _subdir(profile, "figures")
+    return _inside(results_dir, "figures")
 
 
-def tables_dir(profile: str = "quick") -> Path:
+def tables_dir(results_dir: str | os.PathLike) -> Path:
     """``<results>/tables/``."""
-    return _subdir(profile, "tables")
+    return _inside(results_dir, "tables")
+
+
+def references_dir(results_dir: str | os.PathLike) -> Path:
+    """``<results>/references/``: the no-learning reference records (nearest class mean)."""
+    return _inside(results_dir, "references")
 
 
 def display_path(path: str | os.PathLike) -> str:
@@ -118,21 +123,18 @@ def check_writable(folder: str | os.PathLike) -> Path:
         os.unlink(probe)
     except OSError as error:
         raise PermissionError(f"cannot write in {folder} ({type(error).__name__}: {error.strerror or error}); "
-                              "make it writable, or point $KESL_RESULTS_DIR at a writable folder") from None
+                              "make it writable, or choose another results folder ($KESL_RESULTS_DIR, or "
+                              "RunContext(results_dir=...))") from None
     return folder
 
 
-def profile_from_env(profile: str) -> str:
-    """The profile a notebook runs in: ``$KESL_PROFILE`` if set, else the ``parameters`` cell's value.
-
-    nbval injects no parameters, so ``make test`` selects the smoke profile through the
-    environment; papermill sets ``PROFILE`` directly.
-    """
-    chosen = os.environ.get("KESL_PROFILE") or profile
-    if chosen not in names.PROFILES:
-        raise ValueError(f"profile {chosen!r} is not one of {', '.join(names.PROFILES)} "
-                         "(set PROFILE in the notebook's parameters cell or $KESL_PROFILE)")
-    return chosen
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 hex digest of the file at ``path``, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

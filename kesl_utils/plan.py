@@ -76,18 +76,18 @@ def _sweep_configs(profile: str) -> list:
 
 
 def _pretrain_of(config):
-    """The Config whose weights ``config`` starts from, or ``None`` (field ``pretrain`` today)."""
-    return getattr(config, "pretrain", None)
+    """The Config whose weights ``config`` starts from, or ``None``."""
+    return config.pretrain_run
 
 
-def _load_record(config):
+def _load_record(config, results_dir):
     from .records import load_record
-    return load_record(config)
+    return load_record(config, results_dir)
 
 
-def _finished_records(profile: str) -> list:
+def _finished_records(results_dir) -> list:
     from .records import load_records
-    return load_records(profile)
+    return load_records(results_dir)
 
 
 def _config_from_dict(data):
@@ -97,7 +97,7 @@ def _config_from_dict(data):
 
 def _with_data_fingerprint(config, data_root):
     """Real-data configs are named with their files' digest, as the trainer names them."""
-    from .train import with_data_fingerprint
+    from .data import with_data_fingerprint
     return with_data_fingerprint(config, data_root)
 
 
@@ -125,9 +125,9 @@ def _real_split_size(config, split: str, data_root) -> Optional[int]:
 
 
 def _this_device() -> str:
-    """How this process's run records name their device (``RunRecord.device``)."""
-    from .train import describe_device, resolve_device
-    return describe_device(resolve_device(None))
+    """How this process's run records name their machine (``RunRecord.machine``)."""
+    from .records import machine_description
+    return machine_description()
 
 
 def _tutorial_budget(profile: str):
@@ -141,7 +141,7 @@ def _tutorial_classes() -> int:
     return len(pd.read_csv(paths.hierarchies_dir() / "cifar100_taxonomy.csv"))
 
 
-def _tutorial_cached(profile: str, method: str, seed: int, settings: Mapping) -> bool:
+def _tutorial_cached(results_dir, method: str, seed: int, settings: Mapping) -> bool:
     """Whether notebook 10 stored a result for (method, seed) under this budget.
 
     The notebook's cache key also holds the data's digest and its recipe, which only the notebook
@@ -150,7 +150,7 @@ def _tutorial_cached(profile: str, method: str, seed: int, settings: Mapping) ->
     import json
 
     from . import tutorial
-    for path in sorted(tutorial.cache_dir(profile).glob(f"{method}-{seed}-*.json")):
+    for path in sorted(tutorial.cache_dir(results_dir).glob(f"{method}-{seed}-*.json")):
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))["settings"]
         except (OSError, ValueError, KeyError, TypeError):
@@ -171,9 +171,9 @@ def _display_path(path) -> str:
     return paths.display_path(path)
 
 
-def _results_dir(profile: str):
+def _results_dir(profile: str, results_dir=None):
     from . import paths
-    return paths.results_dir(profile)
+    return paths.default_results_dir(profile) if results_dir is None else results_dir
 
 
 # -- what each notebook needs ---------------------------------------------------------------------
@@ -355,7 +355,7 @@ def estimate_minutes(config, throughput, *, data_root=None) -> float:
 THROUGHPUT_COLUMNS = ("backbone", "image_size", "images_per_s", "source", "runs")
 
 
-def record_throughput(profile: str, *, device: Optional[str] = None) -> pd.DataFrame:
+def record_throughput(profile: str, *, results_dir=None, device: Optional[str] = None) -> pd.DataFrame:
     """Effective images/s per (backbone, image size) from ``profile``'s finished records made on
     ``device`` (default: this machine's device string): per record, :func:`processed_images` /
     ``wall_time_s``; the median over records. ``frame.attrs["other_devices"]``: how many records
@@ -363,8 +363,8 @@ def record_throughput(profile: str, *, device: Optional[str] = None) -> pd.DataF
     device = _this_device() if device is None else device
     rates: dict[tuple, list] = {}
     other = 0
-    for record in _finished_records(profile):
-        if record.device != device:
+    for record in _finished_records(_results_dir(profile, results_dir)):
+        if record.machine != device:
             other += 1
             continue
         try:
@@ -463,7 +463,7 @@ PLAN_COLUMNS = ("notebook", "run_id", "kind", "dataset", "backbone", "image_size
                 "status", "train_images", "eval_images", "images_per_s", "est_minutes", "wall_minutes", "note", "run")
 
 
-def plan(profile: str = "quick", *, data_root=None, throughput=None) -> pd.DataFrame:
+def plan(profile: str = "quick", *, results_dir=None, data_root=None, throughput=None) -> pd.DataFrame:
     """Every run ``profile``'s notebooks need, one row each, in the order they would run.
 
     Columns (:data:`PLAN_COLUMNS`): notebook (the first that needs the run), run_id, kind
@@ -473,10 +473,12 @@ def plan(profile: str = "quick", *, data_root=None, throughput=None) -> pd.DataF
     runs), wall_minutes (cached runs: their recorded wall time), note.
 
     throughput: images/s, ``{(backbone, image size): images/s}``; ``None``: this machine's
-    records (:func:`record_throughput`).
+    records (:func:`record_throughput`). results_dir: where the records are (default: the
+    profile's folder).
     """
+    results_dir = _results_dir(profile, results_dir)
     if throughput is None:
-        throughput = as_mapping(record_throughput(profile))
+        throughput = as_mapping(record_throughput(profile, results_dir=results_dir))
     rows, where = [], {}
     for stem, runs in notebook_runs(profile).items():
         prefix = stem.split("_", 1)[0]
@@ -491,9 +493,9 @@ def plan(profile: str = "quick", *, data_root=None, throughput=None) -> pd.DataF
                 rows[where[run.run_id]]["needed_by"].append(prefix)
                 continue
             if kind == "tutorial":
-                cached, wall = _tutorial_cached(profile, run.method, run.seed, dict(run.settings)), math.nan
+                cached, wall = _tutorial_cached(results_dir, run.method, run.seed, dict(run.settings)), math.nan
             else:
-                record = None if note else _load_record(run)
+                record = None if note else _load_record(run, results_dir)
                 cached, wall = record is not None, (record.wall_time_s / 60 if record is not None else math.nan)
             train, test = image_counts(run, data_root)
             where[run.run_id] = len(rows)
@@ -506,6 +508,7 @@ def plan(profile: str = "quick", *, data_root=None, throughput=None) -> pd.DataF
     frame["needed_by"] = [" ".join(p) for p in frame["needed_by"]]
     frame = with_estimates(frame, throughput)
     frame.attrs["profile"] = profile
+    frame.attrs["results_dir"] = results_dir
     frame.attrs["skipped"] = skipped_notebooks(profile)
     return frame
 
@@ -554,7 +557,7 @@ def _minutes(value: float) -> str:
 def _print_plan(frame: pd.DataFrame, table: pd.DataFrame, *, summary_only: bool, echo) -> None:
     profile = frame.attrs.get("profile", "?")
     echo(f"Run plan of profile {profile!r}: {len(frame)} runs in {frame['notebook'].nunique()} notebooks "
-         f"(records in {_display_path(_results_dir(profile))})")
+         f"(records in {_display_path(frame.attrs.get('results_dir', _results_dir(profile)))})")
     device = table.attrs.get("device", _this_device())
     echo(f"images/s on this machine ({device}); records: a whole run's images "
          f"(test images × {FORWARD_FACTOR:.2f}) / wall time, median; calibration: training steps only")
@@ -610,8 +613,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, echo=print) -> int:
-    records = record_throughput(args.profile)
-    frame = plan(args.profile, data_root=args.data_root, throughput=as_mapping(records))
+    from .context import from_environment
+
+    ctx = from_environment(args.profile, data_root=args.data_root, precedence="arguments")
+    records = record_throughput(args.profile, results_dir=ctx.results_dir)
+    frame = plan(args.profile, results_dir=ctx.results_dir, data_root=ctx.data_root, throughput=as_mapping(records))
     calibration = None
     if args.calibrate:
         pairs = calibration_pairs(frame)

@@ -1,20 +1,23 @@
-"""Progress bars that render in terminals and JupyterLab, and stay out of published notebooks.
+"""Progress bars that render in terminals and JupyterLab.
 
 :data:`tqdm` is a ``tqdm`` *class* (so ``tqdm.write`` works): the notebook widget when running in a
-Jupyter kernel with ipywidgets installed, the plain text bar otherwise. Bars are switched off
-entirely when ``$KESL_PROGRESS`` is ``0`` — ``make reproduce`` (papermill) and ``make test`` (nbval)
-set it, so executed notebooks store neither stderr lines nor widget state.
+Jupyter kernel with ipywidgets installed, the plain text bar otherwise. Whether a bar is shown at
+all is the caller's ``disable=`` argument, which the library sets from its
+:class:`~kesl_utils.context.RunContext` (``context.progress``; ``make reproduce`` and ``make test``
+build contexts without progress, so executed notebooks store neither stderr lines nor widget
+state). Nothing here reads the environment.
 """
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 
 from tqdm.std import tqdm as _text_tqdm
 
 
-def _in_kernel() -> bool:
+def in_kernel() -> bool:
+    """Whether this code runs in a Jupyter kernel (``ZMQInteractiveShell``): not plain Python, not the
+    IPython terminal, not pytest."""
     shell = sys.modules.get("IPython")
     if shell is None:
         return False
@@ -24,25 +27,23 @@ def _in_kernel() -> bool:
         return False
 
 
-def enabled() -> bool:
-    """Whether progress bars are shown (``$KESL_PROGRESS`` is not ``0``)."""
-    return os.environ.get("KESL_PROGRESS", "1") != "0"
+def widgets_available() -> bool:
+    """Whether Jupyter widgets can be drawn here: a Jupyter kernel with ipywidgets installed."""
+    return in_kernel() and importlib.util.find_spec("ipywidgets") is not None
 
 
 def _choose():
-    if _in_kernel() and importlib.util.find_spec("ipywidgets") is not None:
+    if widgets_available():
         from tqdm.notebook import tqdm as widget_tqdm
 
         return widget_tqdm
     return _text_tqdm
 
 
-class _Switchable:
-    """``tqdm``'s interface with ``disable`` forced on when :func:`enabled` is false."""
+class _Chooser:
+    """``tqdm``'s interface, with the widget or the text bar chosen when a bar is made."""
 
     def __call__(self, *args, **kwargs):
-        if not enabled():
-            kwargs["disable"] = True
         return _choose()(*args, **kwargs)
 
     def __getattr__(self, name):
@@ -50,12 +51,9 @@ class _Switchable:
 
     @staticmethod
     def write(text: str, file=None) -> None:
-        """Print a line without breaking a running bar (plain ``print`` when bars are off)."""
-        if enabled():
-            _choose().write(text, file=file)
-        else:
-            print(text, file=file if file is not None else sys.stdout)
+        """Print a line without breaking a running bar."""
+        _text_tqdm.write(text, file=file if file is not None else sys.stdout)
 
 
-#: Use like the ``tqdm`` class: ``tqdm(iterable, desc=...)``, ``tqdm.write(line)``.
-tqdm = _Switchable()
+#: Use like the ``tqdm`` class: ``tqdm(iterable, desc=..., disable=not context.progress)``, ``tqdm.write(line)``.
+tqdm = _Chooser()

@@ -32,12 +32,12 @@ def budget(configs: Iterable[Config]) -> dict:
     def values(attribute):
         return sorted({getattr(c, attribute) for c in configs}, key=str)
 
-    pretrain = sorted({(c.pretrain.dataset, c.pretrain.n_per_class, c.pretrain.epochs) for c in configs
-                       if c.pretrain is not None}, key=str)
+    pretrain = sorted({(c.pretrain_run.dataset, c.pretrain_run.n_per_class, c.pretrain_run.epochs) for c in configs
+                       if c.pretrain_run is not None}, key=str)
     return {"image_size": values("image_size"), "n_per_class": values("n_per_class"),
             "n_test_per_class": values("n_test_per_class"), "epochs": values("epochs"),
             "backbones": values("backbone"), "sources": values("source"), "pretrain": pretrain,
-            "imagenet_weights": any(c.pretrained for c in configs), "datasets": values("dataset")}
+            "imagenet_weights": any(c.imagenet_weights for c in configs), "datasets": values("dataset")}
 
 
 def _listing(values) -> str:

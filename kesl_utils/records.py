@@ -7,9 +7,9 @@ time. Files are written atomically, and a reader treats anything it cannot parse
 say ``"status": "finished"``, or whose metrics are missing or not numbers, as not finished: a
 half-written or hand-damaged file never counts.
 
-Each profile keeps its records in its own results folder (:func:`kesl_utils.paths.results_dir`),
-so the functions here take the :class:`~kesl_utils.config.Config` (which knows its profile) or a
-profile name.
+Every function here takes the results folder explicitly (``context.results_dir`` of a
+:class:`~kesl_utils.context.RunContext`, or :func:`kesl_utils.paths.default_results_dir`): nothing
+is written to a folder the caller did not name.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import datetime
 import json
 import math
 import numbers
+import os
 import platform
 import subprocess
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ class RunRecord:
     images_per_s: mean training throughput over the epochs (evaluation excluded).
     wall_time_s: total time, summed over resumed segments.
     world_size: processes that trained the run (``torchrun``; 1 otherwise).
+    machine: the host's processor, core count and vector extensions (:func:`machine_description`):
+        machines of one kind differ about 4× in speed, so a throughput is read only beside it.
     artifacts: files kept beside the record, relative to the results folder, with their sha256
         (``weights``: final model weights of a run others start from; ``probabilities``: test-set
         softmax outputs; ``pretrain_weights``: the weights this run started from).
@@ -53,6 +56,7 @@ class RunRecord:
     wall_time_s: float = 0.0
     images_per_s: float = 0.0
     device: str = "cpu"
+    machine: str = ""
     versions: dict = field(default_factory=dict)
     git_commit: str = "unknown"
     finished_at: str = ""
@@ -101,19 +105,13 @@ def metrics_problem(metrics) -> Optional[str]:
 NAN_ALLOWED = {"mistake_severity"}
 
 
-def _profile_of(config_or_profile) -> str:
-    if isinstance(config_or_profile, str):
-        return config_or_profile
-    return getattr(config_or_profile, "profile", None) or "custom"
+def record_path(run_id: str, results_dir: str | Path, *, failed: bool = False) -> Path:
+    """``<results_dir>/runs/<run_id>.json`` (or ``<run_id>.failed.json``). Creates nothing."""
+    return paths.runs_dir(results_dir) / f"{run_id}{'.failed' if failed else ''}.json"
 
 
-def record_path(run_id: str, profile: str = "quick", *, failed: bool = False) -> Path:
-    """``<results of profile>/runs/<run_id>.json`` (or ``<run_id>.failed.json``)."""
-    return paths.runs_dir(profile) / f"{run_id}{'.failed' if failed else ''}.json"
-
-
-def save_record(record: RunRecord) -> Path:
-    """Write ``record`` atomically (in its profile's folder); a finished record replaces any
+def save_record(record: RunRecord, results_dir: str | Path) -> Path:
+    """Write ``record`` atomically into ``<results_dir>/runs/``; a finished record replaces any
     earlier failure file. A "finished" record with malformed metrics is refused."""
     if record.status not in STATUSES:
         raise ValueError(f"RunRecord.status={record.status!r}; expected one of {STATUSES}")
@@ -121,10 +119,10 @@ def save_record(record: RunRecord) -> Path:
     if not failed and metrics_problem(record.metrics) is not None:
         raise ValueError(f"run {record.run_id}: refusing to save a finished record whose "
                          f"{metrics_problem(record.metrics)}")
-    path = record_path(record.run_id, record.profile, failed=failed)
+    path = record_path(record.run_id, results_dir, failed=failed)
     paths.atomic_write_text(path, json.dumps(record.to_dict(), indent=1, sort_keys=False) + "\n")
     if not failed:
-        record_path(record.run_id, record.profile, failed=True).unlink(missing_ok=True)
+        record_path(record.run_id, results_dir, failed=True).unlink(missing_ok=True)
     return path
 
 
@@ -137,10 +135,10 @@ def read_record_file(path: str | Path) -> Optional[RunRecord]:
         return None
 
 
-def load_record(config) -> Optional[RunRecord]:
-    """The *finished* record of ``config`` (a :class:`~kesl_utils.config.Config`), or ``None``
-    (missing, partial, malformed, not finished, or written for another config)."""
-    record = read_record_file(record_path(config.run_id, _profile_of(config)))
+def load_record(config, results_dir: str | Path) -> Optional[RunRecord]:
+    """The *finished* record of ``config`` (a :class:`~kesl_utils.config.Config`) in ``results_dir``,
+    or ``None`` (missing, partial, malformed, not finished, or written for another config)."""
+    record = read_record_file(record_path(config.run_id, results_dir))
     if record is None or not record.finished or record.run_id != config.run_id:
         return None
     if record.config != config.to_dict():
@@ -148,15 +146,15 @@ def load_record(config) -> Optional[RunRecord]:
     return record
 
 
-def load_failure(config) -> Optional[RunRecord]:
-    """The record of the last failed attempt of ``config``, if any."""
-    return read_record_file(record_path(config.run_id, _profile_of(config), failed=True))
+def load_failure(config, results_dir: str | Path) -> Optional[RunRecord]:
+    """The record of the last failed attempt of ``config`` in ``results_dir``, if any."""
+    return read_record_file(record_path(config.run_id, results_dir, failed=True))
 
 
-def load_records(profile: str = "quick") -> list[RunRecord]:
-    """All finished records in ``profile``'s ``runs/`` folder, sorted by run id."""
+def load_records(results_dir: str | Path) -> list[RunRecord]:
+    """All finished records in ``<results_dir>/runs/``, sorted by run id (none if it does not exist)."""
     records = []
-    for path in sorted(paths.runs_dir(profile).glob("*.json")):
+    for path in sorted(paths.runs_dir(results_dir).glob("*.json")):
         if path.name.endswith(".failed.json"):
             continue
         record = read_record_file(path)
@@ -176,6 +174,29 @@ def library_versions() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__,
             "torchvision": torchvision.__version__, "numpy": numpy.__version__,
             "kesl_utils": __version__}
+
+
+def machine_description() -> str:
+    """The processor of this host as run records name it, e.g. ``"AMD EPYC, 2 cores, avx512"``.
+
+    ``device`` ("cpu (2 threads)") cannot tell two machines of one kind apart; their speeds differ
+    about 4× (AVX2 vs AVX-512), so throughputs and time estimates are only compared within one
+    ``machine`` string.
+    """
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    vector = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "no-avx2" if flags else "unknown"
+    return f"{model}, {os.cpu_count()} cores, {vector}"
 
 
 def git_commit() -> str:

@@ -2,17 +2,24 @@
 
     python -m kesl_utils.reproduce --profile quick --data-root data/raw notebooks/*.ipynb
 
-Each profile writes to its own results folder (:func:`kesl_utils.paths.results_dir`: ``results/``
-for quick, ``build/results-smoke/`` for smoke, ``results-paper/`` for paper), so a smoke run never
+This is an entry point: it builds its :class:`~kesl_utils.context.RunContext` from its flags and
+the environment (:func:`kesl_utils.context.from_environment`; a flag wins over a variable). Each
+profile writes to its own results folder (``results/`` for quick, ``build/results-smoke/`` for
+smoke, ``results-paper/`` for paper; ``$KESL_RESULTS_DIR`` names another), so a smoke run never
 touches the committed quick results. Executed copies go to ``<results>/notebooks/``. The first
 notebook that fails stops the series, and the message names the notebook and the cell. The
 summary page is assembled from the files the notebooks wrote (tables under ``<results>/tables/``,
 figures under ``<results>/figures/``), the run records, and ``<results>/reproduce.json`` (profile,
 commit, time per notebook), so it can be rebuilt with ``--report-only`` without running anything.
-Progress bars are switched off in the executed notebooks (``KESL_PROGRESS=0``): a stored output
-holds no stderr lines and no widget state. ``--executor ray`` (``make reproduce EXECUTOR=ray``)
-sets ``KESL_EXECUTOR`` for the kernels, so each notebook's ``run_all`` runs its runs as Ray tasks
-(:mod:`kesl_utils.executors`; ``$RAY_ADDRESS`` names the cluster).
+
+The kernels get their settings as environment variables of their own (:func:`kernel_environment`;
+this process's ``os.environ`` is left as it is): the profile, the results folder, the executor
+(``--executor ray``: each notebook's ``run_all`` runs its runs as Ray tasks, ``$RAY_ADDRESS``
+names the cluster), ``KESL_PROGRESS=0`` (a stored output holds no progress bars and no widget
+state) and ``KESL_PROGRESS_LOG``, a file to which every ``run_all`` appends one line per run. A
+thread reads that file and prints run-level progress here, in the terminal: run k of N, its name,
+the time elapsed and an estimate of the time left (:class:`RunProgress`). The notebooks never
+carry it.
 """
 from __future__ import annotations
 
@@ -21,13 +28,15 @@ import datetime as dt
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Optional
 
 import nbformat
 
-from . import names, paths, tables
-from .executors import EXECUTOR_ENV, EXECUTORS, resolve_executor
+from . import names, paths, profiles, tables
+from .context import RunContext, from_environment
 from .paper import TITLES
 from .records import git_commit, load_records
 from .table_specs import TABLES
@@ -44,40 +53,130 @@ def _failed_cell(error) -> str:
     return f"{where} raised {name}: {value}"
 
 
-def run_notebooks(notebooks: list[Path], *, profile: str, data_root: str, output_dir: Path,
-                  executor: str = "serial") -> list[dict]:
+def kernel_environment(context: RunContext, progress_log: Path) -> dict:
+    """The environment variables of the notebook kernels (this process's, plus the context's settings)."""
+    env = dict(os.environ)
+    env.update(KESL_PROFILE=context.profile, KESL_RESULTS_DIR=str(context.results_dir),
+               KESL_EXECUTOR=context.executor, KESL_PROGRESS="0", KESL_PROGRESS_LOG=str(progress_log))
+    if context.ray_address:
+        env["RAY_ADDRESS"] = context.ray_address
+    return env
+
+
+def _kernel_manager(env: dict):
+    """A Jupyter kernel manager class whose kernels start with ``env`` as their environment."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class KernelWithEnvironment(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            kw["env"] = dict(env)
+            return await AsyncKernelManager.start_kernel(self, **kw)
+
+    return KernelWithEnvironment
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+class RunProgress:
+    """Run-level progress from a progress log (:func:`kesl_utils.context.log_run_event`): one line
+    per run started or failed, with run k of N, its name, the time elapsed and the time left.
+
+    The time left is the mean time of the runs trained so far (cached runs cost nothing and are not
+    counted) times the runs of the batch not yet started, this one included: an estimate that
+    improves as runs finish, and says so until one has.
+    """
+
+    def __init__(self, log: Path, *, out=None, clock=time.perf_counter):
+        self.log, self.out, self.clock = Path(log), out or sys.stdout, clock
+        self.offset, self.notebook, self.started = 0, "", clock()
+        self.trained_seconds: list[float] = []
+
+    def line(self, event: dict) -> Optional[str]:
+        """The terminal line of one log event (``None``: nothing to print)."""
+        where = f"{self.notebook}: " if self.notebook else ""
+        position = f"run {event.get('index')}/{event.get('total')} {event.get('run_id')}"
+        if event.get("event") == "start":
+            left = int(event.get("total", 0)) - int(event.get("index", 0)) + 1
+            eta = (f"about {_minutes(left * sum(self.trained_seconds) / len(self.trained_seconds))} left in this "
+                   "batch" if self.trained_seconds else "time left: after the first run")
+            return f"[reproduce] {where}{position} started; elapsed {_minutes(self.clock() - self.started)}, {eta}"
+        if event.get("event") == "finish" and not event.get("cached"):
+            self.trained_seconds.append(float(event.get("seconds", 0.0)))
+            if event.get("status") == "failed":
+                return f"[reproduce] {where}{position} FAILED after {_minutes(float(event.get('seconds', 0.0)))}"
+        return None
+
+    def poll(self) -> None:
+        """Print the lines of the events appended since the last poll (complete lines only)."""
+        if not self.log.is_file():
+            return
+        with open(self.log, encoding="utf-8") as handle:
+            handle.seek(self.offset)
+            text = handle.read()
+        complete = text[:text.rfind("\n") + 1]
+        self.offset += len(complete.encode("utf-8"))
+        for raw in complete.splitlines():
+            try:
+                shown = self.line(json.loads(raw))
+            except (ValueError, TypeError, AttributeError):
+                continue
+            if shown:
+                print(shown, file=self.out, flush=True)
+
+    def follow(self, stop: threading.Event, every: float = 1.0) -> None:
+        """Poll until ``stop`` is set, then once more."""
+        while not stop.wait(every):
+            self.poll()
+        self.poll()
+
+
+def run_notebooks(notebooks: list[Path], *, context: RunContext, data_root: str, output_dir: Path) -> list[dict]:
     """Execute ``notebooks`` in order with papermill; stop at the first failure (SystemExit(1)).
 
-    ``executor``: how the notebooks' ``run_all`` runs their runs (``$KESL_EXECUTOR`` of the kernels).
+    The kernels run with :func:`kernel_environment` of ``context``; the runs they start are
+    reported here as they go (:class:`RunProgress`).
     """
     import papermill as pm
 
-    # The profile is the papermill parameter; an inherited KESL_PROFILE would silently override it.
-    os.environ.pop("KESL_PROFILE", None)
-    # The kernels inherit this: no progress bars (stderr lines or widgets) in the stored outputs.
-    os.environ["KESL_PROGRESS"] = "0"
-    os.environ[EXECUTOR_ENV] = resolve_executor(executor)
     output_dir.mkdir(parents=True, exist_ok=True)
+    log = output_dir / "progress.jsonl"
+    log.write_text("")
+    kernel = _kernel_manager(kernel_environment(context, log))
+    progress = RunProgress(log)
+    stop = threading.Event()
+    follower = threading.Thread(target=progress.follow, args=(stop,), daemon=True)
+    follower.start()
     timings = []
-    for notebook in notebooks:
-        target = output_dir / notebook.name
-        print(f"[reproduce] {notebook.name} (profile {profile}) ...", flush=True)
-        start = time.perf_counter()
-        try:
-            pm.execute_notebook(str(notebook), str(target), parameters={"PROFILE": profile, "DATA_ROOT": data_root},
-                                cwd=str(notebook.parent), kernel_name="python3", progress_bar=False)
-        except pm.PapermillExecutionError as error:
-            print(f"[reproduce] FAILED: {notebook.name}: {_failed_cell(error)}\n"
-                  f"[reproduce] the executed copy with the traceback is {target}", file=sys.stderr)
-            raise SystemExit(1) from None
-        seconds = time.perf_counter() - start
-        timings.append({"notebook": notebook.name, "seconds": round(seconds, 1)})
-        print(f"[reproduce] {notebook.name} done in {seconds:.0f} s", flush=True)
+    try:
+        for notebook in notebooks:
+            progress.poll()
+            progress.notebook = notebook.name
+            target = output_dir / notebook.name
+            print(f"[reproduce] {notebook.name} (profile {context.profile}) ...", flush=True)
+            start = time.perf_counter()
+            try:
+                pm.execute_notebook(str(notebook), str(target),
+                                    parameters={"PROFILE": context.profile, "DATA_ROOT": data_root},
+                                    cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
+                                    kernel_manager_class=kernel)
+            except pm.PapermillExecutionError as error:
+                print(f"[reproduce] FAILED: {notebook.name}: {_failed_cell(error)}\n"
+                      f"[reproduce] the executed copy with the traceback is {target}", file=sys.stderr)
+                raise SystemExit(1) from None
+            seconds = time.perf_counter() - start
+            timings.append({"notebook": notebook.name, "seconds": round(seconds, 1)})
+            progress.poll()
+            print(f"[reproduce] {notebook.name} done in {seconds:.0f} s", flush=True)
+    finally:
+        stop.set()
+        follower.join(timeout=5)
     return timings
 
 
-def write_summary(profile: str, timings: list[dict], data_root: str) -> Path:
-    """Write ``<results of profile>/reproduce.json`` (what ran, where, how long)."""
+def write_summary(profile: str, timings: list[dict], data_root: str, results_dir: Path) -> Path:
+    """Write ``<results_dir>/reproduce.json`` (what ran, where, how long)."""
     summary = {
         "profile": profile,
         "data_root": data_root,
@@ -86,13 +185,13 @@ def write_summary(profile: str, timings: list[dict], data_root: str) -> Path:
         "notebooks": timings,
         "total_seconds": round(sum(t["seconds"] for t in timings), 1),
     }
-    return paths.atomic_write_text(paths.results_dir(profile) / "reproduce.json",
+    return paths.atomic_write_text(Path(results_dir) / "reproduce.json",
                                    json.dumps(summary, indent=2) + "\n")
 
 
-def write_results_readme(profile: str) -> Path:
-    """Assemble ``<results of profile>/README.md`` from ``reproduce.json``, the records, tables and figures."""
-    root = paths.results_dir(profile)
+def write_results_readme(profile: str, results_dir: Path) -> Path:
+    """Assemble ``<results_dir>/README.md`` from ``reproduce.json``, the records, tables and figures."""
+    root = Path(results_dir)
     summary_file = root / "reproduce.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
     lines = ["# Results", ""]
@@ -101,7 +200,7 @@ def write_results_readme(profile: str) -> Path:
               f"- git commit: `{summary.get('git_commit', 'unknown')}`",
               f"- wall time of this `make reproduce` (cached runs are not retrained): "
               f"{summary.get('total_seconds', float('nan')) / 60:.1f} min", ""]
-    records = [r for r in load_records(profile) if r.config.get("profile") == profile]
+    records = [r for r in load_records(root) if r.config.get("profile") == profile]
     if records:
         # Training time comes from the records, so a re-run that found every run cached still reports
         # what the runs cost when they were trained.
@@ -147,7 +246,7 @@ def where_the_time_goes(records) -> list[str]:
     groups: dict[tuple, list] = {}
     for record in records:
         config = record.config
-        stage = "fine-tune" if config.get("pretrain") else ("pretrain" if record.artifacts.get("weights") else "train")
+        stage = "fine-tune" if config.get("pretrain_run") else ("pretrain" if record.artifacts.get("weights") else "train")
         groups.setdefault((config.get("dataset"), config.get("backbone"), stage), []).append(record.wall_time_s)
     lines = ["## Where the time goes", "", "| dataset | backbone | stage | runs | minutes | minutes per run |",
              "|---|---|---|---|---|---|"]
@@ -226,33 +325,41 @@ def publish_notebooks(executed_dir: Path, target_dir: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run, in order (default: notebooks/NN_*.ipynb)")
-    parser.add_argument("--profile", default="quick", choices=names.PROFILES)
+    parser.add_argument("--profile", default=None, choices=profiles.profile_names(),
+                        help="the profile (default: $KESL_PROFILE, else quick)")
     parser.add_argument("--data-root", default="data/raw", help="root of the real datasets (paper profile)")
-    parser.add_argument("--executor", default="serial", choices=tuple(EXECUTORS),
+    parser.add_argument("--executor", default=None, choices=names.EXECUTORS,
                         help="how the notebooks run their runs: serial (in the kernel) or ray (one Ray task "
-                             "per run, on $RAY_ADDRESS or a local cluster; needs pip install -e '.[cluster]')")
+                             "per run, on $RAY_ADDRESS or a local cluster; needs pip install -e '.[cluster]') "
+                             "(default: $KESL_EXECUTOR, else serial)")
     parser.add_argument("--report-only", action="store_true", help="only rebuild results/README.md")
     parser.add_argument("--publish", action="store_true",
                         help="copy the executed notebooks of the last run over notebooks/ (outputs for readers)")
     args = parser.parse_args(argv)
+    try:
+        context = from_environment(args.profile, data_root=args.data_root, executor=args.executor,
+                                   precedence="arguments")
+    except ValueError as error:
+        parser.error(str(error))
+    executed = context.results_dir / "notebooks"
     if not args.report_only:
         notebooks = args.notebooks or sorted((paths.PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
         missing = [str(n) for n in notebooks if not n.exists()]
         if missing:
             parser.error(f"notebook(s) not found: {', '.join(missing)}")
+        context.prepare()
         start = time.perf_counter()
-        timings = run_notebooks([n.resolve() for n in notebooks], profile=args.profile,
-                                data_root=args.data_root, output_dir=paths.results_dir(args.profile) / "notebooks",
-                                executor=args.executor)
-        write_summary(args.profile, timings, args.data_root)
+        timings = run_notebooks([n.resolve() for n in notebooks], context=context, data_root=args.data_root,
+                                output_dir=executed)
+        write_summary(context.profile, timings, args.data_root, context.results_dir)
         print(f"[reproduce] all {len(timings)} notebooks ran in {(time.perf_counter() - start) / 60:.1f} min")
     if args.publish:
-        if args.profile != "quick":
+        if context.profile != "quick":
             parser.error("--publish copies the quick run's notebooks over notebooks/; the committed notebooks "
-                         f"are the quick profile's, not {args.profile!r}'s")
-        for target in publish_notebooks(paths.results_dir(args.profile) / "notebooks", paths.PROJECT_ROOT / "notebooks"):
+                         f"are the quick profile's, not {context.profile!r}'s")
+        for target in publish_notebooks(executed, paths.PROJECT_ROOT / "notebooks"):
             print(f"[reproduce] published {target.relative_to(paths.PROJECT_ROOT)}")
-    readme = write_results_readme(args.profile)
+    readme = write_results_readme(context.profile, context.results_dir)
     print(f"[reproduce] wrote {paths.display_path(readme)}")
     return 0
 

@@ -19,7 +19,6 @@ cells, read by the same function (:func:`hypotheses`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Optional, Union
 
 import matplotlib.pyplot as plt
@@ -27,44 +26,23 @@ from matplotlib.patches import Rectangle
 import numpy as np
 import pandas as pd
 
-from . import comparison, experiments, names
+from . import comparison, experiments, profiles
 from .comparison import READINGS, Arm, interval_text, p_text, paired_stats, reading, signed
 from .config import Config
+from .profiles import Grid
 from .tables import Records, References, index_records, no_learning_reference, seed_values
 from .table_specs import BASELINE, OURS
 
-
-@dataclass(frozen=True)
-class Grid:
-    """The cells a profile sweeps: ``alignments`` × ``n_per_class`` at no label noise, plus every
-    (alignment, n) of ``noisy`` at ``noise`` (a slice, where the full product would not fit the budget)."""
-
-    alignments: tuple
-    n_per_class: tuple
-    noise: float
-    noisy: tuple  # (alignment, n_per_class) pairs trained with label noise
-
-    def cells(self) -> list[tuple[float, int, float]]:
-        """(alignment, images per class, label noise) of every cell, noise-free cells first."""
-        clean = [(a, n, 0.0) for a in self.alignments for n in self.n_per_class]
-        return clean + [(a, n, self.noise) for a, n in self.noisy]
-
-
-#: The grid per profile. Alignment 0/0.5/1 and noise 0/20 % are the question; images per class is a budget.
-GRIDS = {
-    "smoke": Grid(alignments=(0.0, 1.0), n_per_class=(2, 3), noise=0.2, noisy=((1.0, 3),)),
-    "quick": Grid(alignments=(0.0, 0.5, 1.0), n_per_class=(6, 12, 24), noise=0.2,
-                  noisy=((0.0, 12), (0.5, 12), (1.0, 12))),
-    "paper": Grid(alignments=(0.0, 0.5, 1.0), n_per_class=(6, 12, 24), noise=0.2,
-                  noisy=((0.0, 12), (0.5, 12), (1.0, 12))),
-}
 
 METHODS = {"CE": BASELINE, "KESL": OURS}
 
 
 def grid(profile: str) -> Grid:
-    names.check_choice("profile", profile, GRIDS)
-    return GRIDS[profile]
+    """The sweep grid of ``profile`` (its :attr:`kesl_utils.profiles.Profile.sweep`)."""
+    chosen = profiles.profile(profile).sweep
+    if chosen is None:
+        raise ValueError(f"profile {profile!r} has no sweep grid (kesl_utils.profiles.Profile.sweep)")
+    return chosen
 
 
 def cell_configs(profile: str, alignment: float, n_per_class: int, noise: float, *, seeds=None) -> dict:

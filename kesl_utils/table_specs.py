@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import experiments, paper
 from .config import Config
-from .losses import loss_spec
+from .loss_registry import loss_spec
 
 #: The paper's "Ours": KESL at the registry's defaults, which are Table 4's last row
 #: (λ 0.5, T 2, α 1, β 0.1, the reverse KL), reported as 87.1 in Tables 1, 3 and 5.
@@ -40,8 +40,6 @@ class Row:
     the numbers (method, backbone, …). paper: the paper's top-1 (as we read it). dataset: the
     dataset its runs use, or ``None`` for a row quoted from the paper and not run here.
     overrides: the method (loss, its parameters, lr, backbone) on top of the profile's budget.
-    headline: whether the row belongs to a headline comparison (run with the profile's
-    ``headline_seeds``).
     """
 
     key: str
@@ -49,7 +47,6 @@ class Row:
     paper: float
     dataset: Optional[str] = None
     overrides: dict = field(default_factory=dict)
-    headline: bool = False
 
     @property
     def runs_here(self) -> bool:
@@ -62,7 +59,7 @@ class Row:
         return experiments.profile_config(profile, self.dataset, **self.overrides)
 
     def seeds(self, profile: str) -> tuple:
-        return experiments.profile_seeds(profile, headline=self.headline)
+        return experiments.profile_seeds(profile)
 
     def configs(self, profile: str, seeds=None) -> list[Config]:
         """The row's configs in ``profile``, one per seed (``seeds``: the profile's by default)."""
@@ -114,7 +111,7 @@ def _cub_comparison() -> TableSpec:
         method = {"Baseline": BASELINE, "Ours": OURS}.get(record.method)
         key = record.method.lower() if method is not None else record.method
         rows.append(Row(key, {"method": record.method, "backbone": record.backbone}, record.top1,
-                        "cub" if method is not None else None, dict(method or {}), headline=method is not None))
+                        "cub" if method is not None else None, dict(method or {})))
     return TableSpec("cub_comparison", paper.TITLES["cub_comparison"], tuple(rows),
                      (Comparison("Ours − Baseline (CUB)", "baseline", "ours"),), ("method", "backbone"))
 
@@ -126,7 +123,7 @@ def _general_recognition() -> TableSpec:
         method = BASELINE if record.method == "Baseline" else OURS
         rows.append(Row(f"{record.dataset}/{record.method.lower()}",
                         {"dataset": record.dataset_name, "method": record.method}, record.top1, record.dataset,
-                        dict(method), headline=True))
+                        dict(method)))
     for dataset, name in dict(zip(frame["dataset"], frame["dataset_name"])).items():
         comparisons.append(Comparison(f"Ours − Baseline ({name})", f"{dataset}/baseline", f"{dataset}/ours"))
     return TableSpec("general_recognition", paper.TITLES["general_recognition"], tuple(rows), tuple(comparisons),
@@ -178,7 +175,7 @@ def _backbone_ablation() -> TableSpec:
         method = BASELINE if record.method == "Baseline" else OURS
         rows.append(Row(f"{record.backbone}/{record.method.lower()}",
                         {"backbone": record.backbone_name, "method": record.method}, record.top1, "cub",
-                        dict(method, backbone=record.backbone), headline=True))
+                        dict(method, backbone=record.backbone)))
     for backbone, name in dict(zip(frame["backbone"], frame["backbone_name"])).items():
         comparisons.append(Comparison(f"Ours − Baseline ({name})", f"{backbone}/baseline", f"{backbone}/ours"))
     return TableSpec("backbone_ablation", paper.TITLES["backbone_ablation"], tuple(rows), tuple(comparisons),

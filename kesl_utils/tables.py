@@ -306,8 +306,8 @@ def format_mistakes(summary_table: pd.DataFrame, digits: int = 2) -> pd.DataFram
     return shown
 
 
-def histories(name: str, *, profile: str, seeds=None, label=None) -> dict[str, list[list[dict]]]:
-    """Per-epoch histories of table ``name``'s finished runs, one entry per run row.
+def histories(name: str, *, profile: str, results_dir, seeds=None, label=None) -> dict[str, list[list[dict]]]:
+    """Per-epoch histories of table ``name``'s finished runs (records under ``results_dir``), one entry per run row.
 
     ``label(row) -> str`` names a row in the legend (default: its display columns as
     ``field=value``, so a legend says what each line is). Reads each run's record.
@@ -320,7 +320,7 @@ def histories(name: str, *, profile: str, seeds=None, label=None) -> dict[str, l
         key = label(row) if label is not None else " · ".join(f"{k}={v}" for k, v in row.columns.items()
                                                              if k not in ("printed", "reading"))
         for config in row.configs(profile, seeds):
-            record = load_record(config)
+            record = load_record(config, results_dir)
             if record is not None:
                 grouped.setdefault(key, []).append(record.history)
     return grouped

@@ -8,8 +8,8 @@ the end of every epoch to ``<results>/checkpoints/<run_id>/last.pt``.
 :func:`run` is four steps, each a function of its own:
 
 1. :func:`setup` — hierarchy, loss (from the registry of :mod:`kesl_utils.losses`), data, model
-   (initialised from ImageNet weights or from the weights of the ``pretrain`` run), optimiser,
-   schedule;
+   (initialised from ImageNet weights or from the weights of the ``pretrain_run``, which
+   :func:`run` trains first if they are missing), optimiser, schedule;
 2. :func:`resume` — the last complete epoch of an interrupted run, if a checkpoint exists;
 3. :func:`fit` — the epochs, each followed by a checkpoint and the ``on_epoch_end`` callback;
 4. :func:`finish` — the run record (and the artifacts kept beside it), written atomically.
@@ -30,8 +30,13 @@ Learning-rate schedule
     paper profile). The new classifier uses ``lr``, the backbone ``lr * backbone_lr_mult``.
     Weight decay applies to all parameters (the torchvision recipe of the paper's era).
 
+Where and how
+    A :class:`~kesl_utils.context.RunContext` flows in: the results folder (records, checkpoints,
+    artifacts), the data root, the device (default: CUDA if available, else CPU) and whether to
+    show progress. The Config alone says what is trained.
+
 Device
-    The device flows in (default: CUDA if available, else CPU). On CUDA: autocast in bf16
+    The device comes from the context. On CUDA: autocast in bf16
     where supported, else fp16 with a ``GradScaler`` (``config.amp``), ``channels_last``
     (``config.channels_last``) and non-blocking copies. On CPU the same code path runs
     without them.
@@ -49,7 +54,6 @@ Several processes (``torchrun --nproc_per_node N -m kesl_utils train …``)
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import shutil
@@ -65,15 +69,15 @@ from torch import nn
 
 from . import distributed, paths
 from .config import Config
-from .data import build_dataset, build_loader, data_fingerprint
+from .context import RunContext, resolve_device
+from .data import build_dataset, build_loader, load_run_hierarchy, with_data_fingerprint
 from .hierarchy import Hierarchy
-from .hierarchy_files import resolve_hierarchy
 from .losses import build_loss
 from .metrics import class_distance_matrix, summarize
 from .models import backbone_parameters, build_model, classifier_module, classifier_parameters
 from .progress import tqdm
-from .records import (RunRecord, git_commit, library_versions, load_record, record_path, save_record,
-                      utc_now)
+from .records import (RunRecord, git_commit, library_versions, load_record, machine_description, record_path,
+                      save_record, utc_now)
 
 CHECKPOINT_FORMAT = 2
 _EPOCH_SEED_STRIDE = 1_000_000
@@ -83,13 +87,6 @@ EpochCallback = Callable[[int, dict], None]
 
 
 # -- set-up helpers -----------------------------------------------------------------------
-def resolve_device(device=None) -> torch.device:
-    """``device`` as a ``torch.device``; ``None`` means CUDA if available, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
@@ -116,36 +113,12 @@ def autocast_dtype(device: torch.device, amp: bool) -> Optional[torch.dtype]:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def load_run_hierarchy(config: Config) -> Hierarchy:
-    """The class hierarchy of ``config.dataset`` in ``config.hierarchy_mode``: see
-    :func:`kesl_utils.hierarchy_files.resolve_hierarchy`."""
-    return resolve_hierarchy(config.dataset, config.hierarchy_mode)
-
-
-def with_data_fingerprint(config: Config, data_root=None) -> Config:
-    """``config`` with ``data_fingerprint`` filled in from the real dataset under ``data_root``.
-
-    Synthetic configs are returned unchanged (the config determines their images). The
-    fingerprint covers each split's file list, file sizes and labels, not the folder, so moving a
-    dataset keeps its cached runs and changing a file starts new ones.
-    """
-    if config.source != "real":
-        return config
-    fingerprint = data_fingerprint(config.dataset, hierarchy=load_run_hierarchy(config), data_root=data_root,
-                                   n_per_class=config.n_per_class, n_test_per_class=config.n_test_per_class)
-    if config.data_fingerprint not in (None, fingerprint):
-        raise ValueError(f"{config.run_id}: the dataset under {paths.display_path(paths.resolve_data_root(data_root))} "
-                         f"has fingerprint {fingerprint}, not the config's {config.data_fingerprint}: "
-                         "it is not the data this config names")
-    return config.replace(data_fingerprint=fingerprint)
-
-
 def build_optimizer(config: Config, model: nn.Module) -> torch.optim.Optimizer:
     """SGD with two parameter groups: backbone (lr · backbone_lr_mult) and classifier (lr)."""
     groups = [
-        {"params": backbone_parameters(model), "lr": config.lr * config.backbone_lr_mult,
+        {"params": backbone_parameters(model, config.backbone), "lr": config.lr * config.backbone_lr_mult,
          "name": "backbone"},
-        {"params": classifier_parameters(model), "lr": config.lr, "name": "classifier"},
+        {"params": classifier_parameters(model, config.backbone), "lr": config.lr, "name": "classifier"},
     ]
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
                            weight_decay=config.weight_decay)
@@ -321,36 +294,29 @@ def evaluate_test_set(session: "Session", *, quiet: bool = True) -> tuple[torch.
 
 
 # -- checkpoints and artifacts ----------------------------------------------------------------
-def checkpoint_dir(config: Config) -> Path:
-    return paths.checkpoints_dir(config.profile) / config.run_id
+def checkpoint_dir(config: Config, results_dir: Path) -> Path:
+    """``<results>/checkpoints/<run_id>/``."""
+    return paths.checkpoints_dir(results_dir) / config.run_id
 
 
-def checkpoint_path(config: Config) -> Path:
+def checkpoint_path(config: Config, results_dir: Path) -> Path:
     """``<results>/checkpoints/<run_id>/last.pt``."""
-    return checkpoint_dir(config) / "last.pt"
+    return checkpoint_dir(config, results_dir) / "last.pt"
 
 
-def artifact_dir(config: Config) -> Path:
+def artifact_dir(config: Config, results_dir: Path) -> Path:
     """``<results>/artifacts/<run_id>/`` (git-ignored): weights and test outputs kept beside the record."""
-    return paths.artifacts_dir(config.profile) / config.run_id
+    return paths.artifacts_dir(results_dir) / config.run_id
 
 
-def weights_path(config: Config) -> Path:
+def weights_path(config: Config, results_dir: Path) -> Path:
     """Final model weights of ``config``'s run, kept when other runs start from them."""
-    return artifact_dir(config) / "weights.pt"
+    return artifact_dir(config, results_dir) / "weights.pt"
 
 
-def outputs_path(config: Config) -> Path:
+def outputs_path(config: Config, results_dir: Path) -> Path:
     """Test-set logits and targets of ``config``'s run (``numpy.savez_compressed``)."""
-    return artifact_dir(config) / "test_outputs.npz"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return artifact_dir(config, results_dir) / "test_outputs.npz"
 
 
 def _rng_states(loader) -> dict:
@@ -404,8 +370,8 @@ def _as_tuple(value):
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def _load_checkpoint(config: Config) -> Optional[dict]:
-    path = checkpoint_path(config)
+def _load_checkpoint(config: Config, results_dir: Path) -> Optional[dict]:
+    path = checkpoint_path(config, results_dir)
     if not path.is_file():
         return None
     try:
@@ -421,13 +387,11 @@ def _load_checkpoint(config: Config) -> Optional[dict]:
     return checkpoint
 
 
-def check_results_writable(config: Config) -> None:
+def check_results_writable(config: Config, results_dir: Path) -> None:
     """Fail in milliseconds, naming the folder, when the run could not save its record or checkpoints."""
-    runs = paths.results_dir(config.profile) / "runs"
-    for folder in (runs, paths.results_dir(config.profile) / "checkpoints",
-                   paths.results_dir(config.profile) / "artifacts"):
+    for folder in (paths.runs_dir(results_dir), paths.checkpoints_dir(results_dir), paths.artifacts_dir(results_dir)):
         paths.check_writable(folder)
-    target = record_path(config.run_id, config.profile)
+    target = record_path(config.run_id, results_dir)
     if target.exists() and not target.is_file():
         raise PermissionError(f"cannot write the run record: {paths.display_path(target)} exists and is "
                               "not a file; remove it")
@@ -439,6 +403,7 @@ class Session:
     """Everything :func:`setup` builds for one run."""
 
     config: Config
+    results_dir: Path
     device: torch.device
     hierarchy: Hierarchy
     distances: torch.Tensor
@@ -473,15 +438,18 @@ class Progress:
     outputs: Optional[tuple] = None
 
 
-def setup(config: Config, *, data_root=None, device=None, quiet: bool = True) -> Session:
-    """Build the hierarchy, loss, data, model, optimiser and schedule of ``config``."""
-    device = resolve_device(device)
-    # The pretraining run is trained here if its weights are missing: before this run seeds
-    # anything, so that its RNG use cannot leak into this run (the result must not depend on
-    # whether the weights existed, e.g. serial vs. parallel sweeps).
+def setup(config: Config, *, context: RunContext) -> Session:
+    """Build the hierarchy, loss, data, model, optimiser and schedule of ``config``.
+
+    A ``pretrain_run``'s weights must exist (:func:`run` trains it first when they do not).
+    """
+    device = resolve_device(context.device)
     source = None
-    if config.pretrain is not None:
-        source = pretrained_weights(config.pretrain, data_root=data_root, device=device, quiet=quiet)
+    if config.pretrain_run is not None:
+        source = weights_path(config.pretrain_run, context.results_dir)
+        if not source.is_file():
+            raise FileNotFoundError(f"{config.run_id} starts from the weights of {config.pretrain_run.run_id}, "
+                                    f"which are missing ({paths.display_path(source)}); train.run trains it first")
     amp_dtype = autocast_dtype(device, config.amp)
     channels_last = config.channels_last and device.type == "cuda"
     seed_everything(config.seed)
@@ -491,7 +459,7 @@ def setup(config: Config, *, data_root=None, device=None, quiet: bool = True) ->
     lca = torch.as_tensor(hierarchy.lca_heights())
     criterion = build_loss(config.loss, hierarchy, **config.loss_params).to(device)
 
-    data_kwargs = dict(source=config.source, hierarchy=hierarchy, data_root=data_root,
+    data_kwargs = dict(source=config.source, hierarchy=hierarchy, data_root=context.data_root,
                        image_size=config.image_size, seed=config.seed, alignment=config.alignment,
                        skip_bad_images=config.skip_bad_images)
     train_set = build_dataset(config.dataset, "train", n_per_class=config.n_per_class,
@@ -510,10 +478,10 @@ def setup(config: Config, *, data_root=None, device=None, quiet: bool = True) ->
     artifacts = {}
     # Model initialisation depends on the seed only, not on what data construction consumed.
     torch.manual_seed(config.seed)
-    model = build_model(config.backbone, len(hierarchy.classes), pretrained=config.pretrained)
+    model = build_model(config.backbone, len(hierarchy.classes), imagenet_weights=config.imagenet_weights)
     if source is not None:
-        load_backbone(model, source)
-        artifacts["pretrain_weights"] = {"run_id": config.pretrain.run_id, "sha256": _sha256(source)}
+        load_backbone(model, source, config.backbone)
+        artifacts["pretrain_weights"] = {"run_id": config.pretrain_run.run_id, "sha256": paths.sha256_file(source)}
     model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     eval_model = None
     if distributed.world_size() > 1:
@@ -528,14 +496,14 @@ def setup(config: Config, *, data_root=None, device=None, quiet: bool = True) ->
     if distributed.rank() > 0:
         # Dropout and the like differ per rank; rank 0 keeps the single-process stream.
         seed_everything(distributed.rank_seed(config.seed, distributed.rank()))
-    return Session(config, device, hierarchy, distances, lca, criterion, train_set, test_set, train_loader,
+    return Session(config, context.results_dir, device, hierarchy, distances, lca, criterion, train_set, test_set, train_loader,
                    test_loader, model, forward_model, optimizer, scheduler, scaler, iters_per_epoch,
                    amp_dtype, channels_last, artifacts, eval_model=eval_model)
 
 
 def resume(session: Session, *, quiet: bool = True) -> Progress:
     """The progress saved by an interrupted run of ``session.config`` (a fresh start if none)."""
-    checkpoint = _load_checkpoint(session.config)
+    checkpoint = _load_checkpoint(session.config, session.results_dir)
     found = distributed.all_gather_object(None if checkpoint is None else int(checkpoint["epoch"]))
     if len(set(found)) > 1:
         raise RuntimeError(f"{session.config.run_id}: the ranks found different checkpoints (epochs by rank: "
@@ -556,9 +524,13 @@ def resume(session: Session, *, quiet: bool = True) -> Progress:
                     next_epoch=int(checkpoint["epoch"]) + 1, elapsed_before=float(checkpoint["elapsed_s"]))
 
 
-def fit(session: Session, progress: Progress, *, quiet: bool = True, keep_checkpoints: bool = False,
-        on_epoch_end: Optional[EpochCallback] = None) -> Progress:
-    """Train the remaining epochs of ``session``; checkpoint each, evaluate every ``eval_every``."""
+def fit(session: Session, progress: Progress, *, quiet: bool = True, bars: Optional[bool] = None,
+        keep_checkpoints: bool = False, on_epoch_end: Optional[EpochCallback] = None) -> Progress:
+    """Train the remaining epochs of ``session``; checkpoint each, evaluate every ``eval_every``.
+
+    quiet: no per-epoch lines. bars: progress bars of each epoch (default: ``not quiet``).
+    """
+    bars = not quiet if bars is None else bars
     config = session.config
     start = time.perf_counter()
     for epoch in range(progress.next_epoch, config.epochs + 1):
@@ -569,7 +541,7 @@ def fit(session: Session, progress: Progress, *, quiet: bool = True, keep_checkp
                                 session.device, scheduler=session.scheduler, scaler=session.scaler,
                                 amp_dtype=session.amp_dtype, channels_last=session.channels_last,
                                 max_batches=session.iters_per_epoch,
-                                desc=f"{config.run_id} {epoch}/{config.epochs}", quiet=quiet)
+                                desc=f"{config.run_id} {epoch}/{config.epochs}", quiet=not bars)
         if not math.isfinite(stats["train_loss"]):
             raise FloatingPointError(f"{config.run_id}: training loss is {stats['train_loss']} "
                                      f"in epoch {epoch} (lr {lr:g}); the run diverged")
@@ -581,7 +553,7 @@ def fit(session: Session, progress: Progress, *, quiet: bool = True, keep_checkp
             entry["skipped_images"] = skipped
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             test_skipped_before = _skipped_count(session.test_set)
-            logits, targets = evaluate_test_set(session, quiet=quiet)
+            logits, targets = evaluate_test_set(session, quiet=not bars)
             progress.metrics = summarize(logits, targets, session.distances, lca=session.lca)
             progress.outputs = (logits, targets)
             entry.update({f"test_{key}": value for key, value in progress.metrics.items()})
@@ -607,7 +579,7 @@ def fit(session: Session, progress: Progress, *, quiet: bool = True, keep_checkp
                     "metrics": progress.metrics,
                     "elapsed_s": progress.elapsed_before + time.perf_counter() - start,
                     "rng": rng[0], **ranks,
-                }, checkpoint_path(config))
+                }, checkpoint_path(config, session.results_dir))
             distributed.barrier()
         if on_epoch_end is not None:
             on_epoch_end(epoch, entry)
@@ -626,40 +598,39 @@ def finish(session: Session, progress: Progress, *, save_weights: bool = False, 
         return distributed.broadcast_object(None)
     config = session.config
     artifacts = dict(session.artifacts)
-    folder = paths.results_dir(config.profile)
+    folder = session.results_dir
     if progress.outputs is not None:
         logits, targets = progress.outputs
-        buffer_path = outputs_path(config)
+        buffer_path = outputs_path(config, folder)
         buffer_path.parent.mkdir(parents=True, exist_ok=True)
         with open(buffer_path.with_suffix(".tmp.npz"), "wb") as handle:
             np.savez_compressed(handle, logits=logits.numpy(), targets=targets.numpy())
         buffer_path.with_suffix(".tmp.npz").replace(buffer_path)
         artifacts["test_outputs"] = {"path": buffer_path.relative_to(folder).as_posix(),
-                                     "sha256": _sha256(buffer_path)}
+                                     "sha256": paths.sha256_file(buffer_path)}
     if save_weights:
-        target = weights_path(config)
+        target = weights_path(config, folder)
         paths.atomic_torch_save(session.model.state_dict(), target)
-        artifacts["weights"] = {"path": target.relative_to(folder).as_posix(), "sha256": _sha256(target)}
+        artifacts["weights"] = {"path": target.relative_to(folder).as_posix(), "sha256": paths.sha256_file(target)}
     history = progress.history
     train_time = sum(h["epoch_time_s"] for h in history)
     record = RunRecord(
         run_id=config.run_id, config=config.to_dict(), metrics=progress.metrics, history=history,
         wall_time_s=progress.elapsed_before + setup_s,
         images_per_s=sum(h["train_images"] for h in history) / train_time if train_time else 0.0,
-        device=describe_device(session.device), versions=library_versions(), git_commit=git_commit(),
+        device=describe_device(session.device), machine=machine_description(), versions=library_versions(), git_commit=git_commit(),
         finished_at=utc_now(), status="finished", error=None, world_size=distributed.world_size(),
         artifacts=artifacts)
     if write_record:
-        save_record(record)
+        save_record(record, folder)
     if not keep_checkpoints:
-        shutil.rmtree(checkpoint_dir(config), ignore_errors=True)
+        shutil.rmtree(checkpoint_dir(config, folder), ignore_errors=True)
     distributed.barrier()
     return distributed.broadcast_object(record)
 
 
-def run(config: Config, *, data_root=None, device=None, force: bool = False, quiet: bool = False,
-        keep_checkpoints: bool = False, save_weights: bool = False,
-        on_epoch_end: Optional[EpochCallback] = None) -> RunRecord:
+def run(config: Config, *, context: RunContext, force: bool = False, keep_checkpoints: bool = False,
+        save_weights: bool = False, on_epoch_end: Optional[EpochCallback] = None) -> RunRecord:
     """Train and evaluate ``config``; write and return its :class:`RunRecord`.
 
     A finished record of ``config`` is returned as is, without training, unless ``force`` (which
@@ -667,69 +638,80 @@ def run(config: Config, *, data_root=None, device=None, force: bool = False, qui
     ``<results>/checkpoints/<run_id>/last.pt`` if present. The checkpoint folder is removed once
     the record is written, unless ``keep_checkpoints``.
 
-    data_root: where the real datasets lie (``None``: ``data/raw``); unused for synthetic data.
-        A real-data config gets its ``data_fingerprint`` here (:func:`with_data_fingerprint`), so
-        the returned record's run id is that of the resolved config.
-    device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, … (``None``: CUDA if available).
-    quiet: no progress bars or per-epoch lines.
+    context: where and how (:class:`~kesl_utils.context.RunContext`): records, checkpoints and
+        artifacts go under ``context.results_dir``; real data is read under ``context.data_root``
+        (a real-data config gets its ``data_fingerprint`` here, :func:`with_data_fingerprint`, so the
+        returned record's run id is that of the resolved config); ``context.device``;
+        ``context.verbose`` shows per-epoch lines (and bars, with ``context.progress``).
     save_weights: keep the final weights (``<results>/artifacts/<run_id>/weights.pt``).
     on_epoch_end: called as ``on_epoch_end(epoch, history_entry)`` after each epoch's checkpoint
         (on every rank).
+
+    A ``pretrain_run`` whose weights are missing is trained first (:func:`pretrained_weights`),
+    before this run seeds anything, so that its RNG use cannot leak into this run (the result must
+    not depend on whether the weights existed, e.g. serial vs. parallel sweeps).
 
     Under ``torchrun`` (several processes) every rank calls this; see the module docstring.
     """
     if not isinstance(config, Config):
         raise TypeError(f"run() needs a kesl_utils.config.Config, got {type(config).__name__}")
-    device = distributed.init_from_env(device)
+    if not isinstance(context, RunContext):
+        raise TypeError(f"run() needs a kesl_utils.context.RunContext, got {type(context).__name__}")
+    device = distributed.init_from_env(context.device)
+    context = context.replace(device=str(device))
     distributed.local_batch_size(config.batch_size)  # fails now, not after set-up, if the ranks cannot split it
-    quiet = quiet or not distributed.is_main()
-    config = with_data_fingerprint(config, data_root)
-    check_results_writable(config)
+    quiet = not context.verbose or not distributed.is_main()
+    folder = context.results_dir
+    config = with_data_fingerprint(config, context.data_root)
+    check_results_writable(config, folder)
     if not force:
-        cached = load_record(config)
-        usable = cached is not None and (not save_weights or weights_path(config).is_file())
+        cached = load_record(config, folder)
+        usable = cached is not None and (not save_weights or weights_path(config, folder).is_file())
         # Rank 0 decides for all: a record written in between must not split the ranks.
         cached = distributed.broadcast_object(cached if usable else None)
         if cached is not None:
             return cached
     else:
         if distributed.is_main():
-            shutil.rmtree(checkpoint_dir(config), ignore_errors=True)
+            shutil.rmtree(checkpoint_dir(config, folder), ignore_errors=True)
         distributed.barrier()
-    if config.pretrain is not None:
+    if config.pretrain_run is not None:
         # A missing pretraining run is trained first, outside this run's clock: its own record has its time.
-        pretrained_weights(config.pretrain, data_root=data_root, device=device, quiet=quiet)
+        pretrained_weights(config.pretrain_run, context=context)
     start = time.perf_counter()
-    session = setup(config, data_root=data_root, device=device, quiet=quiet)
+    session = setup(config, context=context)
     progress = Progress() if force else resume(session, quiet=quiet)
     setup_s = time.perf_counter() - start
-    progress = fit(session, progress, quiet=quiet, keep_checkpoints=keep_checkpoints, on_epoch_end=on_epoch_end)
+    progress = fit(session, progress, quiet=quiet, bars=not quiet and context.progress,
+                   keep_checkpoints=keep_checkpoints, on_epoch_end=on_epoch_end)
     # Weights re-created for a run that already has a record keep that record: it describes the
     # run as first trained (the fine-tuning records name the sha256 of the weights they used).
-    kept = None if force else distributed.broadcast_object(load_record(config))
+    kept = None if force else distributed.broadcast_object(load_record(config, folder))
     record = finish(session, progress, save_weights=save_weights, write_record=kept is None,
                     keep_checkpoints=keep_checkpoints, setup_s=setup_s)
     return kept if kept is not None else record
 
 
-def pretrained_weights(pretrain: Config, *, data_root=None, device=None, quiet: bool = True) -> Path:
-    """The final weights of run ``pretrain``, training it (or re-creating its weights) if missing.
+def pretrained_weights(pretrain: Config, *, context: RunContext) -> Path:
+    """The final weights of run ``pretrain`` under ``context.results_dir``, training it (or re-creating
+    its weights) if they are missing.
 
     A fresh clone holds the committed record of a pretraining run but not its weights (a git-ignored
     artifact): they are trained again here, and the record is kept.
     """
-    target = weights_path(pretrain)
+    target = weights_path(pretrain, context.results_dir)
     if distributed.broadcast_object(not target.is_file()):
-        if not quiet:
+        if context.verbose and distributed.is_main():
             tqdm.write(f"pretraining {pretrain.run_id} (weights {paths.display_path(target)} missing)")
-        run(pretrain, data_root=data_root, device=device, quiet=quiet, save_weights=True)
+        run(pretrain, context=context, save_weights=True)
     return target
 
 
-def load_backbone(model: nn.Module, weights: Path) -> None:
-    """Load every parameter of ``weights`` into ``model`` except the classifier, which stays new."""
+def load_backbone(model: nn.Module, weights: Path, backbone: str) -> None:
+    """Load every parameter of ``weights`` into ``model`` (of backbone ``backbone``) except the
+    classifier, which stays new."""
     state = torch.load(weights, map_location="cpu", weights_only=True)
-    head = classifier_module(model)
+    head = classifier_module(model, backbone)
     prefix = next(name for name, module in model.named_modules() if module is head) + "."
     missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if not k.startswith(prefix)},
                                                 strict=False)

@@ -4,8 +4,9 @@ The training loop itself lives in the notebook on purpose: it is the code a read
 their own project, so it uses nothing from this package but :class:`~kesl_utils.losses.KESLLoss`
 and the metrics. What is here is bookkeeping around it:
 
-* :data:`BUDGETS` / :func:`budget` — image size, images per class, epochs, … per profile. Budgets
-  only; the science (λ, T, α, β) comes from the loss registry.
+* :func:`budget` — image size, images per class, epochs, … per profile (each profile's entry in
+  :mod:`kesl_utils.profiles` holds its :class:`TutorialBudget`). Budgets only; the science
+  (λ, T, α, β) comes from the loss registry.
 * :func:`settings_key`, :func:`tensor_digest`, :func:`cached_result`, :func:`store_result` — one
   small JSON per (method, seed) under ``<results>/tutorial/``, named by a hash of everything that
   affects it (the data's own digest included), so that a re-run of the notebook trains nothing it
@@ -23,7 +24,6 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
@@ -31,60 +31,22 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import comparison, names, paths
+from . import comparison, paths, profiles
 from .comparison import Arm, interval_text, mean_sd, paired_stats, reading, signed
+from .profiles import TutorialBudget
 
-__all__ = ["TutorialBudget", "BUDGETS", "budget", "settings_key", "tensor_digest", "cache_dir", "cached_result", "store_result",
+__all__ = ["TutorialBudget", "budget", "settings_key", "tensor_digest", "cache_dir", "cached_result", "store_result",
            "first_per_class", "METRICS", "paired_comparison", "comparison_table", "write_table", "TABLE_NAME"]
 
 TABLE_NAME = "your_own_hierarchy"
 
 
-@dataclass(frozen=True)
-class TutorialBudget:
-    """What one training run of notebook 10 may spend.
-
-    image_size: H = W in pixels (the synthetic stand-in is drawn at this size; real images are resized
-    to it). n_train_per_class / n_test_per_class: images per class (``None``: all the dataset has).
-    epochs, batch_size, lr: SGD with momentum 0.9, weight decay 5e-4 and a cosine schedule per step.
-    seeds: the default seeds (the notebook's ``SEEDS`` overrides them).
-    """
-
-    image_size: int
-    n_train_per_class: Optional[int]
-    n_test_per_class: Optional[int]
-    epochs: int
-    batch_size: int
-    lr: float
-    seeds: tuple
-
-    def settings(self) -> dict:
-        """The fields that change a result (the seeds are per run, not part of a run's settings)."""
-        fields = asdict(self)
-        fields.pop("seeds")
-        return fields
-
-
-#: smoke: seconds; it only tests that the notebook runs (nothing is learned in one epoch of 200 images).
-#: quick: about 4,000 training images per run (10 per class, 4 epochs, 32 px, CIFAR's own size), six
-#: runs in about three minutes on two idle CPU cores. On the synthetic stand-in, CE seed 0 reached
-#: 74.6 % top-1 (chance 1 %; raw-pixel nearest class mean 92.9 %); with 16 px it reached 51.1 %, with
-#: 20 images per class and 6 epochs at 32 px 93.5 % (saturated, and three times the cost).
-#: paper: all of CIFAR-100 (500 + 100 images per class) at 32 px, for a GPU.
-BUDGETS = {
-    "smoke": TutorialBudget(image_size=16, n_train_per_class=2, n_test_per_class=2, epochs=1, batch_size=64,
-                            lr=0.1, seeds=(0,)),
-    "quick": TutorialBudget(image_size=32, n_train_per_class=10, n_test_per_class=10, epochs=4, batch_size=64,
-                            lr=0.1, seeds=(0, 1, 2)),
-    "paper": TutorialBudget(image_size=32, n_train_per_class=None, n_test_per_class=None, epochs=60, batch_size=128,
-                            lr=0.1, seeds=(0, 1, 2)),
-}
-
-
 def budget(profile: str) -> TutorialBudget:
-    """The :class:`TutorialBudget` of ``profile`` (one of :data:`kesl_utils.names.PROFILES`)."""
-    names.check_choice("profile", profile, BUDGETS)
-    return BUDGETS[profile]
+    """The :class:`TutorialBudget` of ``profile`` (its :attr:`kesl_utils.profiles.Profile.tutorial`)."""
+    chosen = profiles.profile(profile).tutorial
+    if chosen is None:
+        raise ValueError(f"profile {profile!r} has no tutorial budget (kesl_utils.profiles.Profile.tutorial)")
+    return chosen
 
 
 # -- the result cache ----------------------------------------------------------------------------------
@@ -113,21 +75,21 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
     return digest.hexdigest()[:12]
 
 
-def cache_dir(profile: str) -> Path:
-    """``<results of profile>/tutorial/``."""
-    return paths.results_dir(profile) / "tutorial"
+def cache_dir(results_dir) -> Path:
+    """``<results_dir>/tutorial/``."""
+    return Path(results_dir) / "tutorial"
 
 
-def _path(profile: str, settings: Mapping) -> Path:
+def _path(results_dir, settings: Mapping) -> Path:
     stem = "-".join(str(settings[k]) for k in ("method", "seed") if k in settings)
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)
-    return cache_dir(profile) / f"{safe + '-' if safe else ''}{settings_key(settings)}.json"
+    return cache_dir(results_dir) / f"{safe + '-' if safe else ''}{settings_key(settings)}.json"
 
 
-def cached_result(profile: str, settings: Mapping) -> Optional[dict]:
-    """The stored result of a run with exactly these ``settings``, or ``None`` (also for a file that
-    is unreadable or was written for other settings)."""
-    path = _path(profile, settings)
+def cached_result(results_dir, settings: Mapping) -> Optional[dict]:
+    """The stored result (under ``results_dir``) of a run with exactly these ``settings``, or ``None``
+    (also for a file that is unreadable or was written for other settings)."""
+    path = _path(results_dir, settings)
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -137,14 +99,14 @@ def cached_result(profile: str, settings: Mapping) -> Optional[dict]:
     return {**stored["settings"], **stored["metrics"]}
 
 
-def store_result(profile: str, settings: Mapping, metrics: Mapping) -> dict:
+def store_result(results_dir, settings: Mapping, metrics: Mapping) -> dict:
     """Write ``{"settings", "metrics"}`` atomically to the run's JSON; returns settings and metrics merged
     into one flat dict (a row of the results table). NaN metrics are stored as ``null``."""
     clean = {k: (None if isinstance(v, float) and math.isnan(v) else float(v) if isinstance(v, (float, np.floating))
                  else v) for k, v in metrics.items()}
     settings = json.loads(_canonical(settings))
-    paths.atomic_write_text(_path(profile, settings), json.dumps({"settings": settings, "metrics": clean},
-                                                                 indent=1, sort_keys=True) + "\n")
+    paths.atomic_write_text(_path(results_dir, settings), json.dumps({"settings": settings, "metrics": clean},
+                                                                     indent=1, sort_keys=True) + "\n")
     return {**settings, **clean}
 
 

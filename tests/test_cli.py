@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from kesl_utils import experiments, losses, paths, records, train
+from kesl_utils import experiments, losses, paths, profiles, records, train
 from kesl_utils.__main__ import build_parser, config_from_args, main
 from kesl_utils.config import Config
 from kesl_utils.hierarchy import Hierarchy
@@ -18,7 +18,10 @@ TINY = Hierarchy.from_edges([("r", "a"), ("r", "b"), ("a", "a1"), ("a", "a2"), (
 
 @pytest.fixture(autouse=True)
 def results_dir(tmp_path, monkeypatch):
+    """The command line is an entry point: it reads the environment (and nothing else does)."""
     monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "results"))
+    for name in ("KESL_PROFILE", "KESL_EXECUTOR", "KESL_PROGRESS", "KESL_PROGRESS_LOG"):
+        monkeypatch.delenv(name, raising=False)
     return tmp_path / "results"
 
 
@@ -35,25 +38,38 @@ def test_train_help_documents_every_field_and_loss_parameter(capsys):
     assert exit_.value.code == 0
     text = capsys.readouterr().out
     for field in dataclasses.fields(Config):
-        if field.name not in ("pretrain", "data_fingerprint", "loss_params"):
+        if field.name not in ("pretrain_run", "data_fingerprint", "loss_params"):
             assert "--" + field.name.replace("_", "-") in text, field.name
     for spec in losses.LOSSES.values():
         for param in spec.params:
             assert "--" + param.name.replace("_", "-") in text, param.name
-    for flag in ("--no-pretrained", "--data-root", "--device", "--force", "--quiet", "--keep-checkpoints"):
+    for flag in ("--no-imagenet-weights", "--data-root", "--device", "--force", "--quiet", "--keep-checkpoints"):
         assert flag in text
 
 
 def test_flags_override_the_profile():
     args = build_parser().parse_args(
         ["train", "--profile", "paper", "--dataset", "cub", "--backbone", "resnet18", "--loss", "kesl",
-         "--lam", "0.5", "--T", "2", "--alpha", "1", "--beta", "1", "--epochs", "4", "--no-pretrained",
+         "--lam", "0.5", "--T", "2", "--alpha", "1", "--beta", "1", "--epochs", "4", "--no-imagenet-weights",
          "--n-per-class", "none", "--max-batches-per-epoch", "3"])
     expected = experiments.profile_config("paper", "cub", backbone="resnet18", loss="kesl", lam=0.5, T=2,
-                                          alpha=1, beta=1, epochs=4, pretrained=False, max_batches_per_epoch=3)
+                                          alpha=1, beta=1, epochs=4, imagenet_weights=False,
+                                          max_batches_per_epoch=3)
     assert config_from_args(args) == expected
     args = build_parser().parse_args(["train", "--profile", "quick"])
     assert config_from_args(args) == experiments.profile_config("quick", "cub")
+
+
+def test_the_profile_flag_wins_over_the_environment_and_the_environment_over_the_default(monkeypatch, capsys,
+                                                                                        results_dir):
+    from kesl_utils.__main__ import _context
+    monkeypatch.setenv("KESL_PROFILE", "smoke")
+    parse = build_parser().parse_args
+    assert _context(parse(["train"])).profile == "smoke"
+    assert _context(parse(["train", "--profile", "quick"])).profile == "quick"
+    assert _context(parse(["train", "--profile", "quick"])).results_dir == results_dir  # $KESL_RESULTS_DIR
+    monkeypatch.delenv("KESL_RESULTS_DIR")
+    assert _context(parse(["train", "--profile", "quick"])).results_dir == paths.PROJECT_ROOT / "results"
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -71,7 +87,7 @@ def test_bad_or_foreign_flags_are_usage_errors(argv, message, capsys):
     assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_train_without_quiet_then_cached(monkeypatch, capsys):
+def test_train_without_quiet_then_cached(monkeypatch, capsys, results_dir):
     monkeypatch.setattr(train, "load_run_hierarchy", lambda config: TINY)
     argv = ["train", "--profile", "smoke", "--dataset", "mini_imagenet", "--loss", "kesl", "--n-per-class", "6",
             "--batch-size", "8", "--epochs", "2", "--device", "cpu"]
@@ -80,7 +96,7 @@ def test_train_without_quiet_then_cached(monkeypatch, capsys):
     config = experiments.profile_config("smoke", "mini_imagenet", n_per_class=6, batch_size=8, epochs=2, **OURS)
     assert f"run {config.run_id} (trained" in out.out and "hdist@5" in out.out
     assert f"{config.run_id} epoch 2/2: loss" in out.out + out.err  # the per-epoch lines of a non-quiet run
-    assert records.load_record(config).status == "finished"
+    assert records.load_record(config, results_dir).status == "finished"
     assert main(argv) == 0
     assert f"run {config.run_id} (cached" in capsys.readouterr().out
 
@@ -91,7 +107,7 @@ def _fake_run(seen):
         record = records.RunRecord(run_id=config.run_id, config=config.to_dict(),
                                    metrics={"top1": 10.0 + config.seed + (config.loss == "kesl"), "top5": 20.0,
                                             "mistake_severity": 1.0, "hdist@1": 0.5, "hdist@5": 1.5, "ece": 0.1})
-        records.save_record(record)
+        records.save_record(record, kwargs["context"].results_dir)
         return record
     return fake_run
 
@@ -114,11 +130,10 @@ def test_table_prints_the_paper_table_and_writes_its_files(monkeypatch, capsys, 
 def test_table_verbose_runs_the_non_quiet_path(monkeypatch, capsys):
     monkeypatch.setattr(train, "load_run_hierarchy", lambda config: TINY)
     monkeypatch.setattr("kesl_utils.tables.num_classes", lambda dataset: 6)
-    quick = experiments.PROFILES["smoke"]
-    monkeypatch.setitem(experiments.PROFILES, "smoke", experiments.Profile(
-        **{**quick.__dict__, "base": dict(quick.base, n_per_class=6, batch_size=8)}))
-    # the table reads stored references and computes none: without them its comparisons say so
-    monkeypatch.setattr("kesl_utils.ncm.compute", lambda config: pytest.fail("the table computed a reference"))
+    smoke = profiles.PROFILES["smoke"]
+    monkeypatch.setitem(profiles.PROFILES, "smoke", profiles.Profile(
+        **{**smoke.__dict__, "base": dict(smoke.base, n_per_class=6, batch_size=8)}))
+    monkeypatch.setattr("kesl_utils.ncm.compute", lambda config: 20.0)
     assert main(["table", "general_recognition", "--profile", "smoke", "--verbose", "--device", "cpu"]) == 0
     out = capsys.readouterr()
     assert "epoch 1/1: loss" in out.out + out.err and "Ours − Baseline (Mini-ImageNet)" in out.out

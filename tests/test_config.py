@@ -34,17 +34,19 @@ def test_a_loss_holds_exactly_its_own_parameters():
 
 CHANGES = {
     "dataset": "mini_imagenet", "n_per_class": 3, "n_test_per_class": 4, "alignment": 0.5, "label_noise": 0.2,
-    "image_size": 16, "backbone": "resnet50", "pretrained": True, "loss": "ce", "lr": 0.01,
+    "image_size": 16, "backbone": "resnet50", "imagenet_weights": True, "loss": "ce", "lr": 0.01,
     "backbone_lr_mult": 0.1, "momentum": 0.5, "weight_decay": 0.0, "schedule": "step", "warmup_epochs": 1,
     "epochs": 6, "batch_size": 64, "max_batches_per_epoch": 2, "eval_every": 2, "amp": True,
     "channels_last": True, "compile": True, "seed": 1, "profile": "quick",
 }
+#: What a change needs besides itself: a step schedule names its step and factor (nothing assumes them).
+COMPANIONS = {"schedule": dict(step_size=30, gamma=0.1)}
 
 
 @pytest.mark.parametrize("name", sorted(CHANGES))
 def test_every_field_changes_the_hash(name):
     base = kesl()
-    assert base.replace(**{name: CHANGES[name]}).run_id != base.run_id
+    assert base.replace(**{name: CHANGES[name]}, **COMPANIONS.get(name, {})).run_id != base.run_id
 
 
 @pytest.mark.parametrize("param,value", [("lam", 0.25), ("T", 4.0), ("alpha", 0.5), ("beta", 1.0),
@@ -60,11 +62,11 @@ def test_real_data_and_pretraining_enter_the_hash():
     assert real.replace(data_fingerprint="abc").run_id != real.run_id
     assert real.replace(skip_bad_images=True).run_id != real.run_id
     source = Config(dataset="small_imagenet", n_per_class=40, seed=100)
-    tuned = Config(pretrain=source)
+    tuned = Config(pretrain_run=source)
     assert tuned.run_id != Config().run_id
-    assert Config(pretrain=source.replace(epochs=6)).run_id != tuned.run_id
+    assert Config(pretrain_run=source.replace(epochs=6)).run_id != tuned.run_id
     assert Config.from_dict(json.loads(json.dumps(tuned.to_dict()))) == tuned
-    assert tuned.to_dict()["pretrain"]["n_per_class"] == 40
+    assert tuned.to_dict()["pretrain_run"]["n_per_class"] == 40
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -88,14 +90,14 @@ def test_real_data_and_pretraining_enter_the_hash():
     (dict(lr="0.1"), ["lr", "float"]),
     (dict(lr=math.inf), ["lr", "finite"]),
     (dict(lr=0.0), ["lr", "> 0"]),
-    (dict(pretrained=1), ["pretrained", "bool"]),
+    (dict(imagenet_weights=1), ["imagenet_weights", "bool"]),
     (dict(epochs=2.5), ["epochs", "int"]),
     (dict(schedule="step"), ["step_size", "required"]),
     (dict(source="real", alignment=0.5), ["alignment", "real data"]),
     (dict(source="real", label_noise=0.1), ["label_noise", "real data"]),
     (dict(data_fingerprint="abc"), ["data_fingerprint", "synthetic"]),
-    (dict(pretrained=True, pretrain=Config(dataset="small_imagenet")), ["pretrained", "pretrain"]),
-    (dict(pretrain=Config(backbone="resnet50")), ["resnet50", "same backbone"]),
+    (dict(imagenet_weights=True, pretrain_run=Config(dataset="small_imagenet")), ["imagenet_weights", "pretrain_run"]),
+    (dict(pretrain_run=Config(backbone="resnet50")), ["resnet50", "same backbone"]),
 ])
 def test_validation_names_field_and_allowed_values(kwargs, words):
     with pytest.raises(ValueError) as info:
@@ -146,7 +148,9 @@ def test_replace_moves_between_losses():
     assert kesl(T=16).replace(beta=1).loss_params["T"] == 16.0  # other parameters are kept
     with pytest.raises(ValueError, match="'lam' is a parameter of 'kesl'"):
         ce.replace(lam=0.3)
-    assert Config(schedule="cosine").replace(schedule="step").step_size == 30
+    with pytest.raises(ValueError, match="step_size and Config.gamma are required"):
+        Config(schedule="cosine").replace(schedule="step")  # the constructor's rule: nothing is assumed
+    assert Config(schedule="cosine").replace(schedule="step", step_size=30, gamma=0.1).step_size == 30
     with pytest.raises(KeyError, match="loss 'ce' has no parameter 'T'"):
         ce.param("T")
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -16,13 +16,18 @@ import torch.multiprocessing as mp
 from test_train import tiny_config, tiny_hierarchy, without_timing
 
 from kesl_utils import distributed, records, train
+from kesl_utils.context import RunContext
 from kesl_utils.data import build_dataset, build_loader
 
+
 @pytest.fixture(autouse=True)
-def results(tmp_path, monkeypatch):
-    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "results"))
+def results(tmp_path):
     torch.set_num_threads(1)
     return tmp_path
+
+
+def context(results_dir) -> RunContext:
+    return RunContext(results_dir=results_dir, device="cpu", progress=False)
 
 
 def _free_port() -> int:
@@ -33,7 +38,7 @@ def _free_port() -> int:
 
 def _rank_main(rank, world, port, results_dir, config, kill_after, keep_checkpoints):
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), KESL_RESULTS_DIR=results_dir)
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     train.load_run_hierarchy = lambda config: tiny_hierarchy()
 
@@ -41,7 +46,7 @@ def _rank_main(rank, world, port, results_dir, config, kill_after, keep_checkpoi
         if kill_after is not None and epoch >= kill_after:
             os._exit(9)  # no clean-up, no exception handling: what a killed process leaves behind
 
-    train.run(config, device="cpu", quiet=True, on_epoch_end=kill, keep_checkpoints=keep_checkpoints)
+    train.run(config, context=context(results_dir), on_epoch_end=kill, keep_checkpoints=keep_checkpoints)
 
 
 def run_on(world, results_dir, config, *, kill_after=None, keep_checkpoints=False):
@@ -50,10 +55,9 @@ def run_on(world, results_dir, config, *, kill_after=None, keep_checkpoints=Fals
     The processes are forked: they start in milliseconds with this process's imports (a spawned
     one would import torch again, seconds on a busy machine), and no collective ran here before.
     """
-    os.environ["KESL_RESULTS_DIR"] = str(results_dir)  # the fixture's monkeypatch restores it
     mp.start_processes(_rank_main, nprocs=world, join=True, start_method="fork",
                        args=(world, _free_port(), str(results_dir), config, kill_after, keep_checkpoints))
-    return records.load_record(config)
+    return records.load_record(config, results_dir)
 
 
 # -- whole runs ---------------------------------------------------------------------------------
@@ -73,8 +77,7 @@ def test_two_processes_compute_what_one_process_computes(results, monkeypatch):
     monkeypatch.setattr(train, "load_run_hierarchy", lambda config: tiny_hierarchy())
     # resnet18 has no dropout, synthetic images no augmentation: nothing random differs per rank.
     config = tiny_config(epochs=1, eval_every=1, lr=0.01, n_test_per_class=3)  # 18 test images: shards of 9
-    monkeypatch.setenv("KESL_RESULTS_DIR", str(results / "one"))
-    one = train.run(config, quiet=True, device="cpu")
+    one = train.run(config, context=context(results / "one"))
     two = run_on(2, results / "two", config)
 
     assert (one.world_size, two.world_size) == (1, 2) and two.run_id == one.run_id
@@ -97,8 +100,8 @@ def test_a_killed_two_process_run_resumes_exactly(results):
     straight = run_on(2, results / "straight", config)
     with pytest.raises(Exception, match="exit"):
         run_on(2, results / "resumed", config, kill_after=1)
-    assert records.load_record(config) is None
-    checkpoint = torch.load(train.checkpoint_path(config), weights_only=True)
+    assert records.load_record(config, results / "resumed") is None
+    checkpoint = torch.load(train.checkpoint_path(config, results / "resumed"), weights_only=True)
     assert checkpoint["epoch"] == 1 and checkpoint["world_size"] == 2 and len(checkpoint["rng_ranks"]) == 1
     resumed = run_on(2, results / "resumed", config)
 

@@ -1,32 +1,34 @@
 """Profiles, the configs each paper table needs, and the cached batch runner."""
+import json
+
 import pytest
 
-from kesl_utils import experiments, names, paper, records
+from kesl_utils import experiments, names, paper, profiles, records
 from kesl_utils.config import Config
+from kesl_utils.context import RunContext
 from kesl_utils.records import RunRecord
 from kesl_utils.table_specs import BASELINE, LABEL_SMOOTHING, OURS, TABLES, all_table_configs, table_configs
 
 METRICS = names.METRIC_KEYS
 
 
-@pytest.fixture(autouse=True)
-def results_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "results"))
-    return tmp_path / "results"
+@pytest.fixture
+def ctx(tmp_path):
+    return RunContext(results_dir=tmp_path / "results", progress=False)
 
 
 def test_profile_budgets():
     smoke = experiments.profile_config("smoke", "mini_imagenet")
     assert (smoke.source, smoke.image_size, smoke.n_per_class, smoke.n_test_per_class, smoke.epochs,
-            smoke.batch_size, smoke.max_batches_per_epoch, smoke.backbone, smoke.pretrained, smoke.pretrain) == \
+            smoke.batch_size, smoke.max_batches_per_epoch, smoke.backbone, smoke.imagenet_weights, smoke.pretrain_run) == \
         ("synthetic", 16, 2, 2, 1, 32, 2, "resnet18", False, None)
     cub = experiments.profile_config("paper", "cub")
-    assert (cub.source, cub.image_size, cub.backbone, cub.pretrained, cub.backbone_lr_mult, cub.lr,
+    assert (cub.source, cub.image_size, cub.backbone, cub.imagenet_weights, cub.backbone_lr_mult, cub.lr,
             cub.epochs, cub.schedule, cub.step_size, cub.gamma, cub.batch_size, cub.weight_decay,
-            cub.n_per_class, cub.amp, cub.channels_last, cub.pretrain) == \
+            cub.n_per_class, cub.amp, cub.channels_last, cub.pretrain_run) == \
         ("real", 448, "resnet50", True, 0.1, 0.1, 90, "step", 30, 0.1, 32, 1e-4, None, True, True, None)
     small = experiments.profile_config("paper", "small_imagenet")
-    assert (small.image_size, small.pretrained, small.batch_size) == (224, False, 256)
+    assert (small.image_size, small.imagenet_weights, small.batch_size) == (224, False, 256)
     assert experiments.profile_seeds("smoke") == experiments.profile_seeds("paper") == (0,)
     assert experiments.profile_config("quick", "cub", epochs=2, seed=2).epochs == 2
     with pytest.raises(ValueError, match="profile='fast' is not allowed; expected one of 'smoke', 'quick', 'paper'"):
@@ -38,17 +40,17 @@ def test_cub_fine_tunes_from_the_profiles_pretraining_run():
         for backbone in names.BACKBONES:
             tuned = experiments.profile_config(profile, "cub", backbone=backbone)
             source = experiments.pretrain_config(profile, backbone)
-            assert tuned.pretrain == source and source.backbone == backbone and source.loss == "ce"
+            assert tuned.pretrain_run == source and source.backbone == backbone and source.loss == "ce"
             assert source.dataset != "cub" and source.profile == profile
         # The ImageNet subsets train from scratch: a pretrained start would have seen their classes.
-        assert experiments.profile_config(profile, "mini_imagenet").pretrain is None
-        assert experiments.profile_config(profile, "small_imagenet").pretrain is None
+        assert experiments.profile_config(profile, "mini_imagenet").pretrain_run is None
+        assert experiments.profile_config(profile, "small_imagenet").pretrain_run is None
     assert experiments.pretrain_config("paper", "resnet50") is None
 
 
 def test_profiles_never_change_the_method():
     for overrides in (OURS, LABEL_SMOOTHING, BASELINE):
-        chosen = [experiments.profile_config(p, "cub", **overrides) for p in names.PROFILES]
+        chosen = [experiments.profile_config(p, "cub", **overrides) for p in profiles.PROFILES]
         assert len({(c.loss, tuple(c.loss_params.items()), c.hierarchy_mode, c.alignment, c.label_noise)
                     for c in chosen}) == 1
     ours = experiments.profile_config("smoke", "cub", **OURS)
@@ -72,12 +74,21 @@ def test_shared_runs_are_the_same_config():
     assert len(every) == len({c.run_id for c in every}) == 18
 
 
-def test_headline_rows_use_the_headline_seeds(monkeypatch):
-    quick = experiments.PROFILES["quick"]
-    monkeypatch.setitem(experiments.PROFILES, "quick", experiments.Profile(
-        **{**quick.__dict__, "seeds": (0, 1, 2), "headline_seeds": (0, 1, 2, 3, 4)}))
-    assert [c.seed for c in table_configs("cub_comparison", "quick")] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
-    assert sorted({c.seed for c in table_configs("label_smoothing", "quick")}) == [0, 1, 2]
+def test_every_row_runs_the_profiles_seeds(monkeypatch):
+    quick = profiles.PROFILES["quick"]
+    monkeypatch.setitem(profiles.PROFILES, "quick", profiles.Profile(**{**quick.__dict__, "seeds": (0, 1, 2, 3)}))
+    assert [c.seed for c in table_configs("cub_comparison", "quick")] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert sorted({c.seed for c in table_configs("label_smoothing", "quick")}) == [0, 1, 2, 3]
+
+
+def test_the_paper_budget_of_a_dataset_comes_from_its_registry_entry(monkeypatch):
+    spec = names.DATASETS["mini_imagenet"]
+    monkeypatch.setitem(names.DATASETS, "mini_imagenet", names.DatasetSpec(
+        **{**spec.__dict__, "paper_budget": dict(spec.paper_budget, image_size=96, batch_size=64)}))
+    config = experiments.profile_config("paper", "mini_imagenet")
+    assert (config.image_size, config.batch_size) == (96, 64)
+    with pytest.raises(ValueError, match="paper_budget must be a mapping of Config fields naming at least"):
+        names.DatasetSpec(**{**spec.__dict__, "paper_budget": {}})
 
 
 def test_table_contents():
@@ -108,7 +119,7 @@ def test_ablation_rows_match_the_papers_table():
 
 
 # -- run_all ------------------------------------------------------------------------------------
-def test_run_all_counts_caches_and_isolates_failures(monkeypatch, capsys):
+def test_run_all_counts_caches_and_isolates_failures(ctx, monkeypatch, capsys):
     configs = table_configs("general_recognition", "smoke", seeds=(0, 1))
     bad = configs[1]
     calls = []
@@ -119,40 +130,62 @@ def test_run_all_counts_caches_and_isolates_failures(monkeypatch, capsys):
             raise RuntimeError("out of memory")
         record = RunRecord(run_id=config.run_id, config=config.to_dict(),
                            metrics={k: float(config.seed) for k in METRICS}, wall_time_s=1.0)
-        records.save_record(record)
+        records.save_record(record, kwargs["context"].results_dir)
         return record
 
     monkeypatch.setattr("kesl_utils.train.run", fake_run)
-    frame = experiments.run_all(configs + configs[:1], progress=False)
+    frame = experiments.run_all(configs + configs[:1], context=ctx)
     assert "7 run, 1 failed" in capsys.readouterr().out and calls == [c.run_id for c in configs]
     assert list(frame["run_id"]) == [c.run_id for c in configs + configs[:1]]
     assert frame["status"].tolist() == ["finished", "failed"] + ["finished"] * 7
     assert frame.loc[1, "error"].startswith("RuntimeError: out of memory")
     assert frame["seed"].tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 0]
-    assert records.load_failure(bad).status == "failed" and records.load_record(bad) is None
+    assert records.load_failure(bad, ctx.results_dir).status == "failed"
+    assert records.load_record(bad, ctx.results_dir) is None
 
     calls.clear()
-    frame = experiments.run_all(configs, progress=False)
+    frame = experiments.run_all(configs, context=ctx)
     assert capsys.readouterr().out.strip().endswith("7 cached, 0 run, 1 failed")
     assert calls == [bad.run_id]  # only the failed run is retried
     assert frame["cached"].tolist() == [True, False] + [True] * 6
 
-    results = experiments.results_frame(configs)
+    results = experiments.results_frame(configs, context=ctx)
     assert results["status"].tolist() == ["finished", "missing"] + ["finished"] * 6
 
 
-def test_run_all_refuses_what_is_not_a_config():
+def test_run_all_refuses_what_is_not_a_config_or_a_context(ctx):
     with pytest.raises(TypeError, match="run_all needs Config objects, got dict"):
-        experiments.run_all([{"dataset": "cub"}], progress=False)
+        experiments.run_all([{"dataset": "cub"}], context=ctx)
+    with pytest.raises(TypeError, match="run_all needs a kesl_utils.context.RunContext, got str"):
+        experiments.run_all([], context="results")
+
+
+def test_run_all_logs_each_run_for_reproduce(ctx, tmp_path, monkeypatch):
+    """One JSON line when a run starts and when it ends (cached runs: an end only): what make reproduce tails."""
+    configs = table_configs("general_recognition", "smoke")[:2]
+
+    def fake_run(config, **kwargs):
+        record = RunRecord(run_id=config.run_id, config=config.to_dict(), metrics={k: 1.0 for k in METRICS})
+        records.save_record(record, kwargs["context"].results_dir)
+        return record
+
+    monkeypatch.setattr("kesl_utils.train.run", fake_run)
+    log = tmp_path / "progress.jsonl"
+    experiments.run_all(configs[:1], context=ctx)
+    experiments.run_all(configs, context=ctx.replace(progress_log=log))
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(e["event"], e["index"], e["total"], e["run_id"]) for e in events] == [
+        ("finish", 1, 2, configs[0].run_id), ("start", 2, 2, configs[1].run_id), ("finish", 2, 2, configs[1].run_id)]
+    assert [e["cached"] for e in events if e["event"] == "finish"] == [True, False]
 
 
 def test_quick_budget_is_the_calibrated_one():
     """CUB fine-tunes on 24 images/class for 6 epochs from a 40 x 5 pretraining; ResNet-50 warms up in both."""
     cub = experiments.profile_config("quick", "cub")
     assert (cub.n_per_class, cub.epochs, cub.image_size, cub.backbone_lr_mult, cub.warmup_epochs) == (24, 6, 32, 1.0, 0)
-    assert (cub.pretrain.dataset, cub.pretrain.n_per_class, cub.pretrain.epochs, cub.pretrain.seed) == \
-        ("small_imagenet", 40, 5, 100)
+    pre = cub.pretrain_run
+    assert (pre.dataset, pre.n_per_class, pre.epochs, pre.seed) == ("small_imagenet", 40, 5, 100)
     r50 = experiments.profile_config("quick", "cub", backbone="resnet50")
-    assert r50.warmup_epochs == 1 and r50.pretrain.warmup_epochs == 1
+    assert r50.warmup_epochs == 1 and r50.pretrain_run.warmup_epochs == 1
     mini = experiments.profile_config("quick", "mini_imagenet")
-    assert (mini.n_per_class, mini.epochs, mini.pretrain) == (12, 10, None)
+    assert (mini.n_per_class, mini.epochs, mini.pretrain_run) == (12, 10, None)

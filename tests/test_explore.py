@@ -80,13 +80,11 @@ def test_detection_rule(monkeypatch):
         pass
 
     fake_ipython = types.SimpleNamespace(get_ipython=lambda: ZMQInteractiveShell())
-    monkeypatch.delenv("KESL_PROGRESS", raising=False)
     monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: None))
     assert not explore.interactive_session()  # IPython imported, but no kernel (pytest, terminal)
     monkeypatch.setitem(sys.modules, "IPython", fake_ipython)
     assert explore.interactive_session()  # a Jupyter kernel with ipywidgets installed
-    monkeypatch.setenv("KESL_PROGRESS", "0")
-    assert not explore.interactive_session()  # papermill / nbval through make: static
+    assert not explore.interactive_session(allowed=False)  # CTX.interactive off (papermill, nbval): static
 
 
 def test_automatic_choice_follows_the_rule(tree, monkeypatch):

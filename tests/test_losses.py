@@ -185,9 +185,9 @@ def test_rejects_invalid_soft_labels(g, message):
 def test_rejects_invalid_inputs(batch):
     logits, targets = batch
     loss = KESLLoss(G4)
-    with pytest.raises(ValueError, match=r"targets must lie in \[0, 3\], got values in \[0, 4\]"):
+    with pytest.raises(ValueError, match=r"targets must lie in \[0, 3\] \(logits have 4 columns\), got values in \[0, 4\]"):
         loss(logits, torch.tensor([0, 1, 2, 3, 4, 0]))
-    with pytest.raises(ValueError, match=r"targets must lie in \[0, 3\], got values in \[-1, 3\]"):
+    with pytest.raises(ValueError, match=r"targets must lie in \[0, 3\] \(logits have 4 columns\), got values in \[-1, 3\]"):
         loss(logits, torch.tensor([0, 1, 2, 3, -1, 0]))
     with pytest.raises(ValueError, match=r"logits must have shape \(N, 4\).*got \(6, 5\)"):
         loss(torch.randn(6, 5), targets)

@@ -15,8 +15,8 @@ def test_output_shape_at_32_px(name):
     with torch.no_grad():
         logits = model(torch.randn(2, 3, 32, 32))
     assert logits.shape == (2, 7)
-    head = models.classifier_parameters(model)
-    body = models.backbone_parameters(model)
+    head = models.classifier_parameters(model, name)
+    body = models.backbone_parameters(model, name)
     assert [tuple(p.shape) for p in head] == [(7, head[0].shape[1]), (7,)]
     assert len(head) + len(body) == len(list(model.parameters()))
     assert not {id(p) for p in head} & {id(p) for p in body}
@@ -36,7 +36,7 @@ def test_pretrained_offline_names_file_and_folder(monkeypatch, tmp_path):
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(RuntimeError) as info:
-        models.build_model("resnet18", 5, pretrained=True)
+        models.build_model("resnet18", 5, imagenet_weights=True)
     message = str(info.value)
     assert "resnet18-f37072fd.pth" in message
     assert str(tmp_path / "hub" / "checkpoints") in message
@@ -52,7 +52,7 @@ def test_pretrained_from_cache_replaces_classifier(monkeypatch, tmp_path):
     target = models.weight_file("mobilenet_v2")
     target.parent.mkdir(parents=True)
     torch.save(reference.state_dict(), target)
-    model = models.build_model("mobilenet_v2", 3, pretrained=True)
+    model = models.build_model("mobilenet_v2", 3, imagenet_weights=True)
     assert model.classifier[-1].out_features == 3
     assert torch.equal(model.features[0][0].weight, reference.features[0][0].weight)
 

@@ -49,7 +49,16 @@ def test_notebook_shape(path):
         ast.literal_eval(statement.value)  # raises if the value is not a literal
     names = {t.id for s in tree.body for t in s.targets}
     assert {"PROFILE", "DATA_ROOT"} <= names
-    assert "profile_from_env(PROFILE)" in _source(code[1]), "the next cell lets $KESL_PROFILE override"
+    built = _source(code[1])
+    assert "CTX = context.from_environment(PROFILE, data_root=DATA_ROOT" in built, \
+        "the next cell builds the run context (and lets $KESL_PROFILE override)"
+    assert "PROFILE = CTX.profile" in built
+    for parameter, argument in (("DEVICE", "device=DEVICE"), ("EXECUTOR", "executor=EXECUTOR"),
+                                ("PROGRESS", "progress=PROGRESS")):
+        assert (parameter in names) == (argument in built), f"{path.name}: {parameter} goes into the context"
+    for cell in code[2:]:
+        assert "from_environment" not in _source(cell) and "os.environ" not in _source(cell), \
+            f"{path.name}: only the cell after the parameters reads the environment"
     for cell in code:
         assert not re.search(r"^\s*(class |def )", _source(cell), re.M), f"{path.name}: notebooks define no classes/functions"
 

@@ -1,4 +1,5 @@
-"""Run records: atomic, per profile, and never taken for finished when partial or malformed."""
+"""Run records: atomic, in the folder the caller names, and never taken for finished when partial or
+malformed; each profile's default folder; reading a path creates nothing."""
 import json
 
 import pytest
@@ -11,8 +12,7 @@ METRICS = {"top1": 50.0, "top5": 80.0, "mistake_severity": 2.0, "hdist@1": 1.0, 
 
 
 @pytest.fixture
-def results_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "results"))
+def results_dir(tmp_path):
     return tmp_path / "results"
 
 
@@ -23,19 +23,19 @@ def _record(config, status="finished", **metrics):
 
 def test_record_round_trip_and_missing(results_dir):
     config = Config(seed=3)
-    assert records.load_record(config) is None
-    path = records.save_record(_record(config))
+    assert records.load_record(config, results_dir) is None
+    path = records.save_record(_record(config), results_dir)
     assert path == results_dir / "runs" / f"{config.run_id}.json"
-    assert records.load_record(config) == _record(config)
-    assert [r.run_id for r in records.load_records("custom")] == [config.run_id]
+    assert records.load_record(config, results_dir) == _record(config)
+    assert [r.run_id for r in records.load_records(results_dir)] == [config.run_id]
 
 
 def test_a_record_of_another_config_under_the_same_name_is_not_taken(results_dir):
     config = Config(seed=3)
     other = _record(Config(seed=4))
     other.run_id = config.run_id
-    records.save_record(other)
-    assert records.load_record(config) is None
+    records.save_record(other, results_dir)
+    assert records.load_record(config, results_dir) is None
 
 
 def test_partial_unfinished_or_malformed_record_is_not_finished(results_dir):
@@ -46,43 +46,60 @@ def test_partial_unfinished_or_malformed_record_is_not_finished(results_dir):
     target = runs / f"{config.run_id}.json"
     for cut in (0, 1, len(text) // 2, len(text) - 1):
         target.write_text(text[:cut])
-        assert records.load_record(config) is None
+        assert records.load_record(config, results_dir) is None
     for broken in (dict(status="running"), dict(metrics={}), dict(metrics={"top1": 50.0}),
                    dict(metrics=dict(METRICS, top1="fifty")), dict(metrics=dict(METRICS, ece=None)),
                    dict(metrics=[1, 2]), dict(metrics=dict(METRICS, top1=float("nan")))):
         target.write_text(json.dumps(dict(_record(config).to_dict(), **broken)))
-        assert records.load_record(config) is None, broken
+        assert records.load_record(config, results_dir) is None, broken
     target.write_text("[1, 2]")
-    assert records.load_record(config) is None and records.load_records("custom") == []
+    assert records.load_record(config, results_dir) is None and records.load_records(results_dir) == []
     # No mistake at all leaves mistake severity undefined: NaN there is a finished run.
     target.write_text(json.dumps(dict(_record(config).to_dict(), metrics=dict(METRICS, mistake_severity=float("nan")))))
-    assert records.load_record(config) is not None
+    assert records.load_record(config, results_dir) is not None
 
 
 def test_a_finished_record_with_malformed_metrics_is_refused(results_dir):
     with pytest.raises(ValueError, match="metrics lack top5"):
-        records.save_record(RunRecord(run_id="x", config=Config().to_dict(), metrics={"top1": 1.0}))
+        records.save_record(RunRecord(run_id="x", config=Config().to_dict(), metrics={"top1": 1.0}), results_dir)
 
 
 def test_failed_record_is_separate_and_removed_on_success(results_dir):
     config = Config()
-    records.save_record(_record(config, status="failed"))
+    records.save_record(_record(config, status="failed"), results_dir)
     assert (results_dir / "runs" / f"{config.run_id}.failed.json").is_file()
-    assert records.load_record(config) is None and records.load_records("custom") == []
-    assert records.load_failure(config).error == "boom"
-    records.save_record(_record(config))
+    assert records.load_record(config, results_dir) is None and records.load_records(results_dir) == []
+    assert records.load_failure(config, results_dir).error == "boom"
+    records.save_record(_record(config), results_dir)
     assert not (results_dir / "runs" / f"{config.run_id}.failed.json").exists()
-    assert records.load_record(config).status == "finished"
+    assert records.load_record(config, results_dir).status == "finished"
 
 
-def test_each_profile_has_its_own_folder(monkeypatch):
-    monkeypatch.delenv("KESL_RESULTS_DIR", raising=False)
-    assert paths.results_dir("quick") == paths.PROJECT_ROOT / "results"
-    assert paths.results_dir("smoke") == paths.PROJECT_ROOT / "build" / "results-smoke"
-    assert paths.results_dir("paper") == paths.PROJECT_ROOT / "results-paper"
-    assert records.record_path("x", "smoke") == paths.PROJECT_ROOT / "build" / "results-smoke" / "runs" / "x.json"
+def test_each_profile_has_its_own_folder_and_no_writer_assumes_one(tmp_path):
+    assert paths.default_results_dir("quick") == paths.PROJECT_ROOT / "results"
+    assert paths.default_results_dir("smoke") == paths.PROJECT_ROOT / "build" / "results-smoke"
+    assert paths.default_results_dir("paper") == paths.PROJECT_ROOT / "results-paper"
+    assert paths.default_results_dir("custom") == paths.PROJECT_ROOT / "build" / "results-custom"
+    smoke = paths.default_results_dir("smoke")
+    assert records.record_path("x", smoke) == smoke / "runs" / "x.json"
     with pytest.raises(ValueError, match="profile='fast'"):
-        paths.results_dir("fast")
+        paths.default_results_dir("fast")
+    # A profile name where a folder belongs fails instead of writing to ./quick/runs.
+    with pytest.raises(ValueError, match="absolute path"):
+        records.record_path("x", "quick")
+    with pytest.raises(TypeError):
+        records.save_record(_record(Config()))  # no default folder
+    with pytest.raises(TypeError):
+        paths.default_results_dir()  # no default profile
+
+
+def test_reading_a_path_creates_nothing(tmp_path):
+    root = tmp_path / "results"
+    for folder in (paths.runs_dir(root), paths.checkpoints_dir(root), paths.artifacts_dir(root), paths.figures_dir(root),
+                   paths.tables_dir(root), paths.references_dir(root), records.record_path("x", root)):
+        assert folder.is_relative_to(root)
+    assert records.load_records(root) == [] and records.load_record(Config(), root) is None
+    assert not root.exists()
 
 
 def test_provenance():

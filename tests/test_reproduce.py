@@ -1,7 +1,10 @@
-"""The reproduce runner's bookkeeping: publishing executed notebooks and the results summary page."""
+"""The reproduce runner's bookkeeping: publishing executed notebooks, the results summary page, the
+kernels' settings and the run-level progress it prints."""
+import io
 import json
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from kesl_utils import reproduce
@@ -29,8 +32,7 @@ def test_publish_strips_papermills_injected_cell(tmp_path):
     assert "papermill" not in out.metadata and "widgets" not in out.metadata
 
 
-def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path, monkeypatch):
-    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path))
+def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path):
     (tmp_path / "tables").mkdir()
     (tmp_path / "tables" / "cub_comparison.md").write_text("### Table 1\n\n| a |\n|---|\n| 1 |\n")
     (tmp_path / "figures").mkdir()
@@ -42,9 +44,9 @@ def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path, mo
     metrics = {"top1": 1.0, "top5": 1.0, "mistake_severity": 1.0, "hdist@1": 1.0, "hdist@5": 1.0, "ece": 0.1}
     for i, seconds in enumerate((1800.0, 1800.0)):
         save_record(RunRecord(run_id=f"r{i}", config={"profile": "quick"}, wall_time_s=seconds, device="cpu",
-                              metrics=metrics))
-    save_record(RunRecord(run_id="s", config={"profile": "smoke"}, wall_time_s=7.0, device="cpu", metrics=metrics))
-    text = reproduce.write_results_readme("quick").read_text()
+                              metrics=metrics), tmp_path)
+    save_record(RunRecord(run_id="s", config={"profile": "smoke"}, wall_time_s=7.0, device="cpu", metrics=metrics), tmp_path)
+    text = reproduce.write_results_readme("quick", tmp_path).read_text()
     assert "training time in the 2 `quick` run records: 1.00 h (cpu)" in text
     assert "profile: `quick`" in text and "(cached runs are not retrained): 10.0 min" in text
     assert "Not a reproduction of the paper's numbers" in text
@@ -54,9 +56,8 @@ def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path, mo
            "04_general_recognition.ipynb" in text
 
 
-def test_results_readme_says_what_the_intervals_can_resolve(tmp_path, monkeypatch):
+def test_results_readme_says_what_the_intervals_can_resolve(tmp_path):
     """The "can and cannot show" section is computed from the records: half-widths, significance, time."""
-    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path))
     import numpy as np
     from scipy import stats
 
@@ -71,11 +72,59 @@ def test_results_readme_says_what_the_intervals_can_resolve(tmp_path, monkeypatc
             metrics = {"top1": top1, "top5": 90.0, "mistake_severity": 1.0, "hdist@1": 1.0, "hdist@5": 1.0,
                        "ece": 0.1}
             save_record(RunRecord(run_id=config.run_id, config=config.to_dict(), wall_time_s=60.0, device="cpu",
-                                  metrics=metrics))
-    text = reproduce.write_results_readme("quick").read_text()
+                                  metrics=metrics), tmp_path)
+    text = reproduce.write_results_readme("quick", tmp_path).read_text()
     half = stats.t.ppf(0.975, 2) * np.std([2.0, 2.5, 3.0], ddof=1) / np.sqrt(3)
     assert "## What this run can and cannot show" in text
     assert f"median {half:.1f} points, smallest {half:.1f}" in text
     # the same six runs are Table 1's comparison, Table 4's "paper setting vs only CE" and Table 5's ResNet-18 row
     assert "3 interval(s) exclude zero: " in text and "Ours − Baseline (CUB) (cub_comparison: +2.5 [" in text
     assert "| cub | resnet18 | fine-tune | 6 | 6.0 | 1.0 |" in text
+
+
+def test_the_kernels_get_the_contexts_settings_and_this_process_keeps_its_own(tmp_path, monkeypatch):
+    import os
+
+    from kesl_utils.context import RunContext
+
+    monkeypatch.setenv("KESL_PROGRESS", "1")
+    before = dict(os.environ)
+    ctx = RunContext.for_profile("smoke", results_dir=tmp_path, executor="ray")
+    env = reproduce.kernel_environment(ctx, tmp_path / "progress.jsonl")
+    assert (env["KESL_PROFILE"], env["KESL_RESULTS_DIR"], env["KESL_EXECUTOR"], env["KESL_PROGRESS"]) == \
+        ("smoke", str(tmp_path), "ray", "0")
+    assert env["KESL_PROGRESS_LOG"] == str(tmp_path / "progress.jsonl")
+    assert dict(os.environ) == before  # the runner writes nothing into its own environment
+    assert reproduce.run_notebooks([], context=ctx, data_root="data/raw", output_dir=tmp_path / "nb") == []
+    assert dict(os.environ) == before
+    with pytest.raises(SystemExit):
+        reproduce.main(["--executor", "dask", "--report-only"])
+
+
+def test_run_level_progress_lines(tmp_path):
+    """run k of N, its name, the time elapsed and the time left, from the lines run_all appends."""
+    log = tmp_path / "progress.jsonl"
+    now = {"t": 0.0}
+    out = io.StringIO()
+    progress = reproduce.RunProgress(log, out=out, clock=lambda: now["t"])
+    progress.notebook = "03_cub_comparison.ipynb"
+    events = [dict(event="finish", run_id="a", index=1, total=4, status="finished", cached=True, seconds=0.0),
+              dict(event="start", run_id="b", index=2, total=4),
+              dict(event="finish", run_id="b", index=2, total=4, status="finished", cached=False, seconds=120.0),
+              dict(event="start", run_id="c", index=3, total=4)]
+    with open(log, "w") as handle:
+        for event in events[:2]:
+            handle.write(json.dumps(event) + "\n")
+        handle.write('{"event": "start", "run_')  # a line still being written is left for the next poll
+    now["t"] = 30.0
+    progress.poll()
+    with open(log, "w") as handle:
+        for event in events:
+            handle.write(json.dumps(event) + "\n")
+    now["t"] = 150.0
+    progress.offset = len("".join(json.dumps(e) + "\n" for e in events[:2]).encode())
+    progress.poll()
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "[reproduce] 03_cub_comparison.ipynb: run 2/4 b started; elapsed 30 s, time left: after the first run",
+        "[reproduce] 03_cub_comparison.ipynb: run 3/4 c started; elapsed 2.5 min, about 4.0 min left in this batch"]

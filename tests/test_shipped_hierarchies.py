@@ -230,7 +230,9 @@ def test_load_hierarchy_reads_the_registry(monkeypatch):
         assert h.is_tree == (spec.hierarchy_kind == "taxonomy")
     # A new taxonomy dataset is one registry entry: file name, kind and levels come from it.
     spec = names.DatasetSpec("cifar100_test", "CIFAR-100", "cifar100_taxonomy.csv", "taxonomy",
-                             "none", (), taxonomy_levels=("superclass", "class_name"))
+                             loader="torchvision.datasets:CIFAR100", transform="imagenet", root_candidates=("cifar-100",),
+                             markers=("cifar-100-python/",), paper_budget=dict(image_size=32, batch_size=128),
+                             taxonomy_levels=("superclass", "class_name"))
     monkeypatch.setitem(names.DATASETS, spec.name, spec)
     h = F.load_hierarchy(spec.name)
     assert h.num_classes == 100 and h.classes[:2] == ["apple", "aquarium_fish"]
@@ -273,7 +275,8 @@ def test_resolve_hierarchy_tree_of_a_wordnet_subnet(wn):
 
 
 def test_training_and_the_ncm_reference_resolve_the_hierarchy_in_one_place(monkeypatch):
-    from kesl_utils import hierarchy_files, ncm, train
+    from kesl_utils import hierarchy_files, ncm
+    from kesl_utils.data import load_run_hierarchy
     from kesl_utils.config import Config
 
     calls = []
@@ -285,11 +288,10 @@ def test_training_and_the_ncm_reference_resolve_the_hierarchy_in_one_place(monke
         calls.append((dataset, mode))
         raise Resolved
 
-    monkeypatch.setattr(train, "resolve_hierarchy", resolve)
     monkeypatch.setattr(hierarchy_files, "resolve_hierarchy", resolve)
     config = Config(dataset="mini_imagenet", hierarchy_mode="tree", source="synthetic",
                     n_per_class=2, n_test_per_class=1)
-    for caller in (train.load_run_hierarchy, ncm.compute):
+    for caller in (load_run_hierarchy, ncm.compute):
         with pytest.raises(Resolved):
             caller(config)
     assert calls == [("mini_imagenet", "tree")] * 2

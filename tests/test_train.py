@@ -10,6 +10,7 @@ from fakes import make_fake_cub_200
 
 from kesl_utils import losses, paths, records, train
 from kesl_utils.config import Config
+from kesl_utils.context import RunContext
 from kesl_utils.data import DatasetLayoutError
 from kesl_utils.hierarchy import Hierarchy
 
@@ -25,8 +26,15 @@ def tiny_hierarchy():
 
 @pytest.fixture(autouse=True)
 def tiny_world(tmp_path, monkeypatch):
+    # The command line (an entry point) reads the variable; the library gets the context below.
     monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "results"))
     torch.set_num_threads(1)  # tiny models: threads only add scheduling noise on a shared machine
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    """Where the library's runs go in these tests: the same folder as the command line's."""
+    return RunContext(results_dir=tmp_path / "results", device="cpu", progress=False)
 
 
 @pytest.fixture
@@ -93,9 +101,9 @@ def test_evaluate_returns_logits_and_targets_in_order():
 
 
 # -- whole runs ---------------------------------------------------------------------------------
-def test_run_writes_record_and_caches(tiny, monkeypatch):
+def test_run_writes_record_and_caches(tiny, ctx, monkeypatch):
     config = tiny_config()
-    record = train.run(config, quiet=True, device="cpu")
+    record = train.run(config, context=ctx)
     assert record.status == "finished" and record.run_id == config.run_id and record.world_size == 1
     assert set(METRICS) <= set(record.metrics)
     assert [h["epoch"] for h in record.history] == [1, 2, 3]
@@ -104,9 +112,9 @@ def test_run_writes_record_and_caches(tiny, monkeypatch):
     assert record.history[0]["lr"] == pytest.approx(0.05 / 2)  # warm-up: first of 2 iterations
     assert record.history[0]["train_images"] == 16
     assert record.config == config.to_dict() and record.images_per_s > 0
-    assert records.load_record(config) == record
-    assert not train.checkpoint_dir(config).exists()
-    outputs = paths.results_dir("custom") / record.artifacts["test_outputs"]["path"]
+    assert records.load_record(config, ctx.results_dir) == record
+    assert not train.checkpoint_dir(config, ctx.results_dir).exists()
+    outputs = ctx.results_dir / record.artifacts["test_outputs"]["path"]
     with __import__("numpy").load(outputs) as saved:
         assert saved["logits"].shape == (12, 6) and saved["targets"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
 
@@ -114,36 +122,36 @@ def test_run_writes_record_and_caches(tiny, monkeypatch):
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(train, "train_one_epoch", must_not_train)
-    assert train.run(config, quiet=True) == record
+    assert train.run(config, context=ctx) == record
     with pytest.raises(AssertionError, match="trained again"):
-        train.run(config, quiet=True, force=True)
+        train.run(config, context=ctx, force=True)
 
 
-def test_the_default_non_quiet_run_prints_progress(tiny, capsys):
-    record = train.run(tiny_config(epochs=2, eval_every=1))
+def test_the_verbose_run_prints_progress(tiny, ctx, capsys):
+    record = train.run(tiny_config(epochs=2, eval_every=1), context=ctx.replace(verbose=True, progress=True))
     out = capsys.readouterr()
     text = out.out + out.err
     assert f"{record.run_id} epoch 1/2: loss" in text and "test top-1" in text
 
 
-def test_resume_equals_uninterrupted_run(tiny, tmp_path, monkeypatch):
+def test_resume_equals_uninterrupted_run(tiny, ctx, tmp_path):
     # mobilenet_v2 has dropout: the restored torch RNG state matters, not only the data order.
     config = tiny_config(backbone="mobilenet_v2")
 
-    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "straight"))
-    straight = train.run(config, quiet=True, device="cpu", keep_checkpoints=True)
-    straight_state = torch.load(train.checkpoint_path(config), weights_only=True)
+    straight_ctx = ctx.replace(results_dir=tmp_path / "straight")
+    straight = train.run(config, context=straight_ctx, keep_checkpoints=True)
+    straight_state = torch.load(train.checkpoint_path(config, straight_ctx.results_dir), weights_only=True)
 
-    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "resumed"))
+    ctx = ctx.replace(results_dir=tmp_path / "resumed")
     with pytest.raises(Crash):
-        train.run(config, quiet=True, device="cpu", on_epoch_end=crash_after(1))
-    assert records.load_record(config) is None
-    assert torch.load(train.checkpoint_path(config), weights_only=True)["epoch"] == 1
+        train.run(config, context=ctx, on_epoch_end=crash_after(1))
+    assert records.load_record(config, ctx.results_dir) is None
+    assert torch.load(train.checkpoint_path(config, ctx.results_dir), weights_only=True)["epoch"] == 1
     torch.manual_seed(12345)  # whatever happened in between must not matter
     with pytest.raises(Crash):
-        train.run(config, quiet=True, device="cpu", on_epoch_end=crash_after(2))
-    resumed = train.run(config, quiet=True, device="cpu", keep_checkpoints=True)
-    resumed_state = torch.load(train.checkpoint_path(config), weights_only=True)
+        train.run(config, context=ctx, on_epoch_end=crash_after(2))
+    resumed = train.run(config, context=ctx, keep_checkpoints=True)
+    resumed_state = torch.load(train.checkpoint_path(config, ctx.results_dir), weights_only=True)
 
     assert resumed.metrics == straight.metrics
     assert without_timing(resumed.history) == without_timing(straight.history)
@@ -154,34 +162,33 @@ def test_resume_equals_uninterrupted_run(tiny, tmp_path, monkeypatch):
     assert all(torch.equal(a, b) for a, b in zip(momentum, resumed_momentum))
 
 
-def test_resume_is_exact_on_image_files_read_by_workers(tmp_path, monkeypatch):
+def test_resume_is_exact_on_image_files_read_by_workers(ctx, tmp_path, monkeypatch):
     """Random crops and flips drawn in two loader workers: a resumed run must draw the same ones."""
     data_root = make_fake_cub_200(tmp_path / "data", images_per_class=2, test_per_class=1, size=(20, 20))
     config = Config(dataset="cub", source="real", image_size=16, backbone="resnet18", loss="kesl", lr=0.05,
                     epochs=3, batch_size=32, max_batches_per_epoch=3, eval_every=3, profile="custom")
     monkeypatch.setattr("kesl_utils.data.loaders.default_num_workers", lambda dataset, device: 2)
 
-    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "straight"))
-    straight = train.run(config, data_root=data_root, quiet=True, device="cpu")
-    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path / "resumed"))
+    straight = train.run(config, context=ctx.replace(data_root=data_root, results_dir=tmp_path / "straight"))
+    ctx = ctx.replace(results_dir=tmp_path / "resumed")
     with pytest.raises(Crash):
-        train.run(config, data_root=data_root, quiet=True, device="cpu", on_epoch_end=crash_after(1))
-    resumed = train.run(config, data_root=data_root, quiet=True, device="cpu")
+        train.run(config, context=ctx.replace(data_root=data_root), on_epoch_end=crash_after(1))
+    resumed = train.run(config, context=ctx.replace(data_root=data_root))
     assert resumed.run_id == straight.run_id
     assert resumed.metrics == straight.metrics
     assert without_timing(resumed.history) == without_timing(straight.history)
 
 
-def test_checkpoint_of_another_config_is_ignored(tiny):
+def test_checkpoint_of_another_config_is_ignored(tiny, ctx):
     config = tiny_config(epochs=2, eval_every=1)
     with pytest.raises(Crash):
-        train.run(config, quiet=True, device="cpu", on_epoch_end=crash_after(1))
-    path = train.checkpoint_path(config)
+        train.run(config, context=ctx, on_epoch_end=crash_after(1))
+    path = train.checkpoint_path(config, ctx.results_dir)
     checkpoint = torch.load(path, weights_only=True)
     checkpoint["config"] = dict(checkpoint["config"], lr=0.5)
     torch.save(checkpoint, path)
     with pytest.warns(UserWarning, match="another config"):
-        record = train.run(config, quiet=True, device="cpu")
+        record = train.run(config, context=ctx)
     assert [h["epoch"] for h in record.history] == [1, 2]
 
 
@@ -220,86 +227,90 @@ def test_a_cached_record_is_not_returned_for_other_data(tmp_path, capsys):
     from kesl_utils.__main__ import main
 
     data_root = make_fake_cub_200(tmp_path / "a", images_per_class=1, test_per_class=1)
-    argv = ["train", "--profile", "smoke", "--source", "real", "--no-pretrained", "--device", "cpu", "--quiet"]
+    argv = ["train", "--profile", "smoke", "--source", "real", "--no-imagenet-weights", "--device", "cpu", "--quiet"]
     assert main(argv + ["--data-root", str(data_root)]) == 0
     assert "(trained" in capsys.readouterr().out
     with pytest.raises(DatasetLayoutError):
         main(argv + ["--data-root", str(tmp_path / "nonexistent")])
 
 
-def test_skipped_images_are_counted_once_per_epoch(tmp_path):
+def test_skipped_images_are_counted_once_per_epoch(ctx, tmp_path):
     data_root = make_fake_cub_200(tmp_path / "data", images_per_class=1, test_per_class=1)
     images = sorted((data_root / "CUB_200_2011" / "images").rglob("*.jpg"))
     images[0].write_bytes(b"not a jpeg")  # class 001's training image
     config = Config(dataset="cub", source="real", image_size=16, skip_bad_images=True, epochs=2, eval_every=1,
                     batch_size=50, profile="custom")
-    record = train.run(config, data_root=data_root, quiet=True, device="cpu")
+    record = train.run(config, context=ctx.replace(data_root=data_root))
     assert [h["skipped_images"] for h in record.history] == [1, 1]
     assert [h["test_skipped_images"] for h in record.history] == [0, 0]
 
 
 # -- failing before compute is spent ----------------------------------------------------------------
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_read_only_results_fail_at_once(tiny, tmp_path, monkeypatch):
+def test_read_only_results_fail_at_once(tiny, ctx, tmp_path):
     results = tmp_path / "ro"
     (results / "runs").mkdir(parents=True)
     (results / "runs").chmod(0o500)
-    monkeypatch.setenv("KESL_RESULTS_DIR", str(results))
+    ctx = ctx.replace(results_dir=results)
     start = time.perf_counter()
     with pytest.raises(PermissionError, match="cannot write in .*runs"):
-        train.run(tiny_config(), quiet=True)
+        train.run(tiny_config(), context=ctx)
     assert time.perf_counter() - start < 1.0
 
 
-def test_unwritable_results_fail_at_once(tiny, tmp_path, monkeypatch):
+def test_unwritable_results_fail_at_once(tiny, ctx, tmp_path, monkeypatch):
     """A file where the runs folder should be (root can write anywhere, but not into a file)."""
     results = tmp_path / "results"
     results.mkdir()
     (results / "checkpoints").write_text("not a folder")
-    monkeypatch.setenv("KESL_RESULTS_DIR", str(results))
     monkeypatch.setattr(train, "setup", lambda *a, **k: pytest.fail("set-up ran before the check"))
     with pytest.raises(PermissionError, match="checkpoints.*not a folder"):
-        train.run(tiny_config(), quiet=True)
+        train.run(tiny_config(), context=ctx)
 
 
-def test_record_path_that_is_a_folder_fails_at_once(tiny, tmp_path, monkeypatch):
+def test_record_path_that_is_a_folder_fails_at_once(tiny, ctx, monkeypatch):
     config = tiny_config()
-    (paths.runs_dir("custom") / f"{config.run_id}.json").mkdir(parents=True)
+    (ctx.runs_dir / f"{config.run_id}.json").mkdir(parents=True)
     monkeypatch.setattr(train, "setup", lambda *a, **k: pytest.fail("set-up ran before the check"))
     with pytest.raises(PermissionError, match=f"{config.run_id}.json exists and is not a file"):
-        train.run(config, quiet=True)
+        train.run(config, context=ctx)
 
 
 # -- pretraining ------------------------------------------------------------------------------------
-def test_fine_tuning_starts_from_the_pretraining_runs_weights(tiny):
+def test_fine_tuning_starts_from_the_pretraining_runs_weights(tiny, ctx):
     source = tiny_config(loss="ce", dataset="small_imagenet", seed=100, epochs=1, eval_every=1)
-    tuned = tiny_config(pretrain=source)
-    record = train.run(tuned, quiet=True, device="cpu")
-    weights = train.weights_path(source)
-    assert weights.is_file() and records.load_record(source) is not None
+    tuned = tiny_config(pretrain_run=source)
+    record = train.run(tuned, context=ctx)
+    weights = train.weights_path(source, ctx.results_dir)
+    assert weights.is_file() and records.load_record(source, ctx.results_dir) is not None
     used = record.artifacts["pretrain_weights"]
-    assert used["run_id"] == source.run_id and used["sha256"] == train._sha256(weights)
+    assert used["run_id"] == source.run_id and used["sha256"] == paths.sha256_file(weights)
 
     # The backbone starts from those weights, the classifier does not.
-    session = train.setup(tuned, device="cpu")
+    session = train.setup(tuned, context=ctx)
     state = torch.load(weights, weights_only=True)
     assert torch.equal(session.model.conv1.weight, state["conv1.weight"])
     assert not torch.equal(session.model.fc.weight, state["fc.weight"])
 
     # A fresh clone: the record is committed, the weights (an ignored artifact) are not.
-    before = records.record_path(source.run_id, "custom").read_text()
+    before = records.record_path(source.run_id, ctx.results_dir).read_text()
     weights.unlink()
-    assert train.pretrained_weights(source, device="cpu") == weights and weights.is_file()
-    assert records.record_path(source.run_id, "custom").read_text() == before
+    with pytest.raises(FileNotFoundError, match="train.run trains it first"):
+        train.setup(tuned, context=ctx)  # set-up reads the weights; run() alone trains what is missing
+    assert train.pretrained_weights(source, context=ctx) == weights and weights.is_file()
+    assert records.record_path(source.run_id, ctx.results_dir).read_text() == before
 
 
-def test_a_fine_tuning_runs_time_excludes_its_pretraining(tiny, monkeypatch):
+def test_a_fine_tuning_runs_time_excludes_its_pretraining(tiny, ctx, monkeypatch):
     """Pretraining trained on the way is its own run with its own time, not part of the fine-tuning's."""
     clock = {"offset": 0.0}
     real_clock, real_pretrained = train.time.perf_counter, train.pretrained_weights
 
+    calls = []
+
     def slow_pretraining(pretrain, **kwargs):  # as if training the pretraining run had taken 1000 s
-        trains = not train.weights_path(pretrain).is_file()
+        calls.append(pretrain.run_id)
+        trains = not train.weights_path(pretrain, ctx.results_dir).is_file()
         path = real_pretrained(pretrain, **kwargs)
         clock["offset"] += 1000.0 if trains else 0.0
         return path
@@ -307,8 +318,9 @@ def test_a_fine_tuning_runs_time_excludes_its_pretraining(tiny, monkeypatch):
     monkeypatch.setattr(train.time, "perf_counter", lambda: real_clock() + clock["offset"])
     monkeypatch.setattr(train, "pretrained_weights", slow_pretraining)
     source = tiny_config(loss="ce", dataset="small_imagenet", seed=101, epochs=1, eval_every=1)
-    record = train.run(tiny_config(pretrain=source), quiet=True, device="cpu")
+    record = train.run(tiny_config(pretrain_run=source), context=ctx)
     assert clock["offset"] == 1000.0 and record.wall_time_s < 1000.0
+    assert calls == [source.run_id]  # asked for once per run (by run(), not again by setup())
 
 
 # -- a loss registered by the user ---------------------------------------------------------------------
@@ -327,10 +339,10 @@ def toy_loss():
     del losses.LOSSES["toy_focal"]
 
 
-def test_a_loss_registered_in_a_test_trains(tiny, toy_loss):
+def test_a_loss_registered_in_a_test_trains(tiny, ctx, toy_loss):
     config = tiny_config(loss=toy_loss, loss_params={"focus": 3.0}, epochs=1, eval_every=1)
     assert config.loss_params == {"focus": 3.0}
-    record = train.run(config, quiet=True, device="cpu")
+    record = train.run(config, context=ctx)
     assert record.status == "finished" and record.config["loss_params"] == {"focus": 3.0}
     assert Config(loss=toy_loss).run_id != config.run_id
 

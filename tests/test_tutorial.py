@@ -7,13 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from kesl_utils import names, paths, tutorial
+from kesl_utils import paths, profiles, tutorial
 from kesl_utils.comparison import READINGS, Arm
 
 
 @pytest.fixture
-def results_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("KESL_RESULTS_DIR", str(tmp_path))
+def results_root(tmp_path):
     return tmp_path
 
 
@@ -22,7 +21,7 @@ SETTINGS = {"recipe": "r1", "data": "synthetic", "image_size": 16, "epochs": 2, 
 
 
 def test_every_profile_has_a_budget_and_seeds_are_not_settings():
-    assert set(tutorial.BUDGETS) == set(names.PROFILES)
+    assert all(tutorial.budget(name) is entry.tutorial for name, entry in profiles.PROFILES.items())
     quick = tutorial.budget("quick")
     assert len(quick.seeds) == 3 and tutorial.budget("smoke").seeds == (0,)
     assert "seeds" not in quick.settings() and quick.settings()["epochs"] == quick.epochs
@@ -41,17 +40,17 @@ def test_settings_key_is_order_free_and_changes_with_any_value():
 
 
 def test_a_stored_result_is_found_again_only_for_the_same_settings(results_root):
-    assert tutorial.cached_result("quick", SETTINGS) is None
-    row = tutorial.store_result("quick", SETTINGS, {"top1": np.float64(41.5), "mistake_severity": math.nan})
+    assert tutorial.cached_result(results_root, SETTINGS) is None
+    row = tutorial.store_result(results_root, SETTINGS, {"top1": np.float64(41.5), "mistake_severity": math.nan})
     assert row["top1"] == 41.5 and row["mistake_severity"] is None and row["method"] == "KESL"
     files = list((results_root / "tutorial").glob("*.json"))
     assert len(files) == 1 and files[0].name.startswith("KESL-1-")
     stored = json.loads(files[0].read_text())
     assert stored["settings"] == SETTINGS and stored["metrics"]["mistake_severity"] is None
-    assert tutorial.cached_result("quick", dict(reversed(list(SETTINGS.items())))) == row
-    assert tutorial.cached_result("quick", {**SETTINGS, "epochs": 3}) is None
+    assert tutorial.cached_result(results_root, dict(reversed(list(SETTINGS.items())))) == row
+    assert tutorial.cached_result(results_root, {**SETTINGS, "epochs": 3}) is None
     files[0].write_text("{ broken")
-    assert tutorial.cached_result("quick", SETTINGS) is None  # an unreadable file is a cache miss, not an error
+    assert tutorial.cached_result(results_root, SETTINGS) is None  # an unreadable file is a cache miss, not an error
 
 
 def test_tensor_digest_sees_values_shapes_and_dtypes():
@@ -63,10 +62,9 @@ def test_tensor_digest_sees_values_shapes_and_dtypes():
     assert tutorial.tensor_digest(x.double(), torch.tensor([0, 1, 2])) != key
 
 
-def test_cache_dir_follows_the_profile(monkeypatch):
-    monkeypatch.delenv("KESL_RESULTS_DIR", raising=False)
-    assert tutorial.cache_dir("smoke") == paths.PROJECT_ROOT / "build/results-smoke/tutorial"
-    assert tutorial.cache_dir("quick") == paths.PROJECT_ROOT / "results/tutorial"
+def test_cache_dir_is_inside_the_results_folder():
+    smoke = paths.default_results_dir("smoke")
+    assert tutorial.cache_dir(smoke) == paths.PROJECT_ROOT / "build/results-smoke/tutorial"
 
 
 def test_first_per_class_keeps_dataset_order():

@@ -6,7 +6,8 @@ tensor once a transform is applied (the synthetic set always returns a float ten
 
 * :mod:`.cub` — :class:`CUB200`; :mod:`.imagenet` — :class:`MiniImageNet`, :class:`ImageNetSubset`;
   :mod:`.synthetic` — :class:`SyntheticHierarchical`; :mod:`.transforms` — :func:`build_transforms`;
-  :mod:`.loaders` — :func:`build_dataset`, :func:`build_loader`, :func:`data_fingerprint`;
+  :mod:`.loaders` — :func:`build_dataset`, :func:`build_loader`, :func:`data_fingerprint`,
+  :func:`with_data_fingerprint`, :func:`load_run_hierarchy`;
   :mod:`.image_files` — decoding, skip counting, fingerprints, metadata reading and the errors
   shared by the real datasets.
 
@@ -18,7 +19,7 @@ the line and what was expected.
 from .cub import CUB200
 from .image_files import DatasetFormatError, DatasetLayoutError, ImageDecodeError
 from .imagenet import ImageNetSubset, MiniImageNet
-from .loaders import build_dataset, build_loader, data_fingerprint
+from .loaders import build_dataset, build_loader, data_fingerprint, load_run_hierarchy, with_data_fingerprint
 from .synthetic import SyntheticHierarchical
 from .transforms import build_transforms
 
@@ -31,6 +32,8 @@ __all__ = [
     "build_loader",
     "build_transforms",
     "data_fingerprint",
+    "load_run_hierarchy",
+    "with_data_fingerprint",
     "DatasetFormatError",
     "DatasetLayoutError",
     "ImageDecodeError",

@@ -163,6 +163,10 @@ class CUB200(ImageFileDataset):
     ``dataset[i]`` is ``(image, label)`` with ``label = class_id − 1``.
     """
 
+    @classmethod
+    def for_run(cls, root, split, *, classes, transform, skip_bad_images):
+        return cls(root, split, transform=transform, skip_bad_images=skip_bad_images, class_names=classes)
+
     def __init__(self, root: os.PathLike | str, split: str = "train", transform: Optional[Callable] = None,
                  crop_to_bbox: bool = False, skip_bad_images: bool = False,
                  class_names: Optional[Sequence[str]] = None):

@@ -204,6 +204,15 @@ class ImageFileDataset(Dataset):
         self.skip_bad_images = bool(skip_bad_images)
         self._reset_counts()
 
+    @classmethod
+    def for_run(cls, root: Path, split: str, *, classes: Sequence[str], transform: Optional[Callable],
+                skip_bad_images: bool) -> "ImageFileDataset":
+        """The ``split`` of the dataset under ``root``, labelled in the order of ``classes`` (the
+        hierarchy's): how the trainer builds every real dataset (``DatasetSpec.loader``). Each
+        loader class of a registered dataset implements it."""
+        raise NotImplementedError(f"{cls.__name__} does not implement for_run, so it cannot be the loader "
+                                  "of a registered dataset")
+
     def _reset_counts(self) -> None:
         # Shared memory: DataLoader workers (forked or spawned) update the same storage.
         self._skips = torch.zeros(len(self.samples), dtype=torch.int32).share_memory_()

@@ -103,6 +103,10 @@ class MiniImageNet(ImageFileDataset):
         skip_bad_images: see :class:`~kesl_utils.data.image_files.ImageFileDataset`.
     """
 
+    @classmethod
+    def for_run(cls, root, split, *, classes, transform, skip_bad_images):
+        return cls(root, split, transform=transform, classes=classes, skip_bad_images=skip_bad_images)
+
     def __init__(self, root: os.PathLike | str, split: str = "train", transform: Optional[Callable] = None,
                  classes: Optional[Sequence[str]] = None, train_per_class: int = 500,
                  skip_bad_images: bool = False):
@@ -206,6 +210,10 @@ class ImageNetSubset(ImageFileDataset):
         ignore_extra_classes: accept class folders not in ``wnids`` (a full ImageNet tree);
             otherwise they are an error, like wnids with no images.
     """
+
+    @classmethod
+    def for_run(cls, root, split, *, classes, transform, skip_bad_images):
+        return cls(root, classes, split, transform=transform, skip_bad_images=skip_bad_images)
 
     def __init__(self, root: os.PathLike | str, wnids: Optional[Sequence[str]] = None, split: str = "train",
                  transform: Optional[Callable] = None, skip_bad_images: bool = False,

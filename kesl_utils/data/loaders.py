@@ -1,11 +1,12 @@
 """``build_dataset``, ``build_loader`` and ``data_fingerprint``: the trainer's one entry point to data.
 
 ``build_dataset`` picks the synthetic stand-in or the real dataset of a config (the registry
-:data:`kesl_utils.names.DATASETS` says which loader reads a dataset's files and under which
-folder names it is looked up); ``build_loader`` picks worker counts and ``pin_memory`` for the
-device, and seeds the shuffling generator and the workers so that a run's data order and
-augmentations are a function of its seed and the epoch; ``data_fingerprint`` identifies the
-files a real-data run reads.
+:data:`kesl_utils.names.DATASETS` says which loader class reads a dataset's files, with which
+transform, and under which folder names it is looked up); ``build_loader`` picks worker counts and
+``pin_memory`` for the device, and seeds the shuffling generator and the workers so that a run's
+data order and augmentations are a function of its seed and the epoch; ``data_fingerprint``
+identifies the files a real-data run reads, and :func:`with_data_fingerprint` puts it in a config.
+:func:`load_run_hierarchy` is the one place that says which hierarchy a config's run uses.
 """
 from __future__ import annotations
 
@@ -15,66 +16,45 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .. import names
+from .. import hierarchy_files, names, paths
+from ..config import Config
+from ..context import usable_cpu_count
 from ..distributed import ShardSampler, ShuffleShardSampler, local_batch_size, rank_seed
-from ..paths import resolve_data_root
-from .cub import CUB200
+from ..hierarchy import Hierarchy
 from .image_files import ImageFileDataset
-from .imagenet import ImageNetSubset, MiniImageNet
 from .synthetic import SyntheticHierarchical
 from .transforms import build_transforms
 
-__all__ = ["build_dataset", "build_loader", "data_fingerprint", "default_num_workers", "seed_worker"]
+__all__ = ["build_dataset", "build_loader", "data_fingerprint", "default_num_workers", "seed_worker",
+           "load_run_hierarchy", "with_data_fingerprint", "dataset_root"]
 
 SPLITS = ("train", "test")
 
 
-def _build_cub(root: Path, split: str, classes: Sequence[str], transform, skip_bad_images: bool) -> CUB200:
-    return CUB200(root, split, transform=transform, skip_bad_images=skip_bad_images, class_names=classes)
+def _loader_class(dataset: str) -> type[ImageFileDataset]:
+    """The loader class of ``dataset``'s real files (its ``DatasetSpec.loader``)."""
+    spec = names.dataset_spec(dataset)
+    loader = names.resolve(spec.loader, f"the loader of dataset {dataset!r}")
+    if not (isinstance(loader, type) and issubclass(loader, ImageFileDataset)):
+        raise TypeError(f"names.DATASETS[{dataset!r}].loader is {loader!r}, not an ImageFileDataset subclass")
+    return loader
 
 
-def _build_mini_imagenet(root: Path, split: str, classes: Sequence[str], transform,
-                         skip_bad_images: bool) -> MiniImageNet:
-    return MiniImageNet(root, split, transform=transform, classes=classes, skip_bad_images=skip_bad_images)
-
-
-def _build_imagenet_subset(root: Path, split: str, classes: Sequence[str], transform,
-                           skip_bad_images: bool) -> ImageNetSubset:
-    return ImageNetSubset(root, classes, split, transform=transform, skip_bad_images=skip_bad_images)
-
-
-#: ``DatasetSpec.real_loader`` → (builder(root, split, classes, transform, skip_bad_images), transform kind).
-REAL_LOADERS: dict[str, tuple[Callable[..., ImageFileDataset], str]] = {
-    "cub": (_build_cub, "cub"),
-    "mini_imagenet": (_build_mini_imagenet, "imagenet"),
-    "imagenet_subset": (_build_imagenet_subset, "imagenet"),
-}
-
-
-def _real_loader(dataset: str) -> tuple[Callable[..., ImageFileDataset], str]:
-    """The builder and transform kind of ``dataset``'s real files (its ``DatasetSpec.real_loader``)."""
-    key = names.dataset_spec(dataset).real_loader
-    if key not in REAL_LOADERS:
-        raise ValueError(f"names.DATASETS[{dataset!r}].real_loader={key!r} has no builder in "
-                         f"kesl_utils.data.loaders.REAL_LOADERS (known: {', '.join(REAL_LOADERS)})")
-    return REAL_LOADERS[key]
-
-
-def _dataset_root(dataset: str, data_root: Optional[os.PathLike | str]) -> Path:
-    """The first of the dataset's ``root_candidates`` under ``data_root`` that is a folder."""
-    base = resolve_data_root(data_root)
-    candidates = names.DATASETS[dataset].root_candidates
+def dataset_root(dataset: str, data_root: Optional[os.PathLike | str]) -> Path:
+    """The first of the dataset's ``root_candidates`` under ``data_root`` that is a folder (``"."``:
+    ``data_root`` itself); if none is, the first candidate, whose absence the loader reports."""
+    base = paths.resolve_data_root(data_root)
+    candidates = names.dataset_spec(dataset).root_candidates
     for name in candidates:
         if (base / name).is_dir():
             return base / name
-    # Not found: CUB200 names <base>/CUB_200_2011/…, the others the first candidate folder.
-    return base if names.DATASETS[dataset].real_loader == "cub" else base / candidates[0]
+    return base / candidates[0]
 
 
 def _check_split(split: str) -> str:
@@ -83,8 +63,8 @@ def _check_split(split: str) -> str:
 
 def _real_dataset(dataset: str, split: str, *, hierarchy, data_root, transform, skip_bad_images: bool,
                   n_per_class: Optional[int]) -> ImageFileDataset:
-    build, _ = _real_loader(dataset)
-    result = build(_dataset_root(dataset, data_root), split, list(hierarchy.classes), transform, skip_bad_images)
+    result = _loader_class(dataset).for_run(dataset_root(dataset, data_root), split, classes=list(hierarchy.classes),
+                                            transform=transform, skip_bad_images=skip_bad_images)
     if n_per_class is not None:
         result.limit_per_class(n_per_class)
     return result
@@ -128,9 +108,8 @@ def build_dataset(dataset: str, split: str, *, source: str, hierarchy, data_root
     if label_noise != 0.0:
         raise ValueError(f"label_noise={label_noise} only applies to synthetic data; real data keeps "
                          "its own labels (use label_noise=0.0 with source='real')")
-    _, kind = _real_loader(dataset)
     return _real_dataset(dataset, split, hierarchy=hierarchy, data_root=data_root,
-                         transform=build_transforms(kind, image_size, train),
+                         transform=build_transforms(names.dataset_spec(dataset).transform, image_size, train),
                          skip_bad_images=skip_bad_images, n_per_class=n_per_class)
 
 
@@ -155,24 +134,46 @@ def data_fingerprint(dataset: str, *, hierarchy, data_root=None, n_per_class: Op
                                      sort_keys=True).encode("utf-8")).hexdigest()
 
 
+def load_run_hierarchy(config: Config) -> Hierarchy:
+    """The class hierarchy of ``config.dataset`` in ``config.hierarchy_mode``: what a run of ``config``
+    trains and is measured with (the trainer and the no-learning reference both read it here).
+
+    ``"dag"``: the shipped hierarchy. ``"tree"`` (WordNet datasets only): WordNet's tree over the
+    same classes, built at run time, which needs WordNet (``WordNetUnavailable`` names the ways to
+    get it).
+    """
+    return hierarchy_files.resolve_hierarchy(config.dataset, config.hierarchy_mode)
+
+
+def with_data_fingerprint(config: Config, data_root=None) -> Config:
+    """``config`` with ``data_fingerprint`` filled in from the real dataset under ``data_root``.
+
+    Synthetic configs are returned unchanged (the config determines their images). The
+    fingerprint covers each split's file list, file sizes and labels, not the folder, so moving a
+    dataset keeps its cached runs and changing a file starts new ones.
+    """
+    if config.source != "real":
+        return config
+    fingerprint = data_fingerprint(config.dataset, hierarchy=load_run_hierarchy(config), data_root=data_root,
+                                   n_per_class=config.n_per_class, n_test_per_class=config.n_test_per_class)
+    if config.data_fingerprint not in (None, fingerprint):
+        raise ValueError(f"{config.run_id}: the dataset under {paths.display_path(paths.resolve_data_root(data_root))} "
+                         f"has fingerprint {fingerprint}, not the config's {config.data_fingerprint}: "
+                         "it is not the data this config names")
+    return config.replace(data_fingerprint=fingerprint)
+
+
 def _base_dataset(dataset: Dataset) -> Dataset:
     while isinstance(dataset, Subset):
         dataset = dataset.dataset
     return dataset
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def default_num_workers(dataset: Dataset, device: torch.device) -> int:
     """0 for synthetic data on CPU (generation is cheaper than inter-process transfer and the
     training process needs the cores); min(4, cores) for synthetic data feeding a GPU;
     min(8, cores) for decoded image files."""
-    cores = _cpu_count()
+    cores = usable_cpu_count()
     if isinstance(_base_dataset(dataset), SyntheticHierarchical):
         return 0 if device.type == "cpu" else min(4, cores)
     return min(8, cores)

@@ -19,11 +19,14 @@ from typing import Callable, Optional
 
 from torchvision import transforms as T
 
+from .. import names
+
 __all__ = ["build_transforms", "IMAGENET_MEAN", "IMAGENET_STD", "TRANSFORM_KINDS", "resize_size"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-TRANSFORM_KINDS = ("cub", "imagenet", "synthetic")
+#: The real-image kinds are the registry's (a dataset names one in ``DatasetSpec.transform``).
+TRANSFORM_KINDS = names.REAL_TRANSFORMS + ("synthetic",)
 
 
 def resize_size(image_size: int) -> int:

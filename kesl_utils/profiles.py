@@ -1,0 +1,220 @@
+"""Budget profiles: one :class:`Profile` entry per profile, holding everything that profile decides.
+
+Profiles change only the *budget* and the hardware (data source, image size, images per class,
+epochs, seeds, backbone stand-in, pretraining budget), never the science: λ, T, α, β, ε, the
+hierarchies and the metrics are the same in every profile, and the protocol is the paper's —
+a backbone pretrained on a large dataset and fine-tuned on CUB, trained from scratch on the
+ImageNet subsets (whose images an ImageNet-pretrained network has seen).
+
+* ``smoke``: seconds; 16 px synthetic images, 2 per class, one epoch of 2 batches, one seed.
+* ``quick``: CPU; synthetic stand-ins over each dataset's real hierarchy at 32 px; the CUB
+  backbones start from a run on a larger synthetic "ImageNet stand-in" (the Small-ImageNet WordNet
+  subnet, its own seed, more images per class), recorded like any run.
+* ``paper``: the real datasets at the paper's budgets, which each dataset's registry entry holds
+  (:attr:`kesl_utils.names.DatasetSpec.paper_budget`): CUB, an ImageNet-pretrained ResNet-50 at
+  448 px, classifier lr 0.1 and backbone lr 0.01, batch 32; Mini-/Small-ImageNet, ResNet-50 from
+  scratch at 224 px, batch 256; 90 epochs, lr ÷10 every 30, weight decay 1e-4. The paper states
+  the backbones, the label-smoothing table's learning rates and λ, T, α, β; the other values are
+  the common torchvision recipe, chosen by us.
+
+Each profile also names its results folder (inside the repository), its sweep grid (notebook 09,
+:class:`Grid`) and its tutorial budget (notebook 10, :class:`TutorialBudget`). Adding a profile is
+one :func:`register_profile` entry. ``"custom"`` (:data:`CUSTOM`) is not a profile but the mark of
+a Config made by hand; it has a results folder and no budget.
+
+Torch-free, like :mod:`kesl_utils.names`: the command line and ``Config`` validation read it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Mapping, Optional
+
+from . import names
+
+#: The profile of a Config made by hand (no budget), and where its runs go.
+CUSTOM = "custom"
+CUSTOM_RESULTS = "build/results-custom"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The cells a profile sweeps (notebook 09): ``alignments`` × ``n_per_class`` at no label noise,
+    plus every (alignment, n) of ``noisy`` at ``noise`` (a slice, where the full product would not
+    fit the budget)."""
+
+    alignments: tuple
+    n_per_class: tuple
+    noise: float
+    noisy: tuple  # (alignment, n_per_class) pairs trained with label noise
+
+    def cells(self) -> list[tuple[float, int, float]]:
+        """(alignment, images per class, label noise) of every cell, noise-free cells first."""
+        clean = [(a, n, 0.0) for a in self.alignments for n in self.n_per_class]
+        return clean + [(a, n, self.noise) for a, n in self.noisy]
+
+
+@dataclass(frozen=True)
+class TutorialBudget:
+    """What one training run of notebook 10 may spend.
+
+    image_size: H = W in pixels (the synthetic stand-in is drawn at this size; real images are resized
+    to it). n_train_per_class / n_test_per_class: images per class (``None``: all the dataset has).
+    epochs, batch_size, lr: SGD with momentum 0.9, weight decay 5e-4 and a cosine schedule per step.
+    seeds: the default seeds (the notebook's ``SEEDS`` overrides them).
+    """
+
+    image_size: int
+    n_train_per_class: Optional[int]
+    n_test_per_class: Optional[int]
+    epochs: int
+    batch_size: int
+    lr: float
+    seeds: tuple
+
+    def settings(self) -> dict:
+        """The fields that change a result (the seeds are per run, not part of a run's settings)."""
+        fields = asdict(self)
+        fields.pop("seeds")
+        return fields
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A budget: what every run of the profile shares, per dataset and per backbone.
+
+    name: the profile's id (``Config.profile``, ``PROFILE`` of the notebooks).
+    results: its results folder, relative to the repository (or absolute).
+    base: Config fields of every run. seeds: the seeds of a table row.
+    datasets / backbones: Config fields changed for one dataset or one backbone.
+    paper_budgets: every dataset gets its registry entry's ``paper_budget`` (image size, batch,
+        ImageNet weights, backbone lr), applied after ``base`` and before ``datasets``.
+    pretrain: Config fields of the pretraining run (loss: CE) that the backbones of
+        ``finetune_datasets`` start from (``None``: no pretraining run; the paper profile uses
+        ImageNet weights instead).
+    sweep: the grid of notebook 09 (``None``: the profile has no sweep).
+    tutorial: the budget of notebook 10 (``None``: the profile has no tutorial budget).
+    """
+
+    name: str
+    results: str
+    base: Mapping
+    seeds: tuple
+    datasets: Mapping = field(default_factory=dict)
+    backbones: Mapping = field(default_factory=dict)
+    paper_budgets: bool = False
+    pretrain: Optional[Mapping] = None
+    finetune_datasets: tuple = ()
+    sweep: Optional[Grid] = None
+    tutorial: Optional[TutorialBudget] = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier() or self.name == CUSTOM:
+            raise ValueError(f"a profile name must be an identifier other than {CUSTOM!r}, got {self.name!r}")
+        if not self.seeds:
+            raise ValueError(f"profile {self.name!r}: seeds must name at least one seed")
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+
+    def dataset_fields(self, dataset: str) -> dict:
+        """The Config fields this profile sets for ``dataset`` on top of ``base``."""
+        spec = names.dataset_spec(dataset)
+        fields = dict(spec.paper_budget) if self.paper_budgets else {}
+        fields.update(self.datasets.get(dataset, {}))
+        return fields
+
+
+#: name → :class:`Profile`, filled by :func:`register_profile`.
+PROFILES: dict[str, Profile] = {}
+
+
+def register_profile(entry: Profile) -> Profile:
+    """Add ``entry`` to :data:`PROFILES` (replacing one of the same name) and return it."""
+    if not isinstance(entry, Profile):
+        raise TypeError(f"register_profile takes a Profile, got {type(entry).__name__}")
+    PROFILES[entry.name] = entry
+    return entry
+
+
+def profile(name: str) -> Profile:
+    """The :class:`Profile` called ``name``; ``ValueError`` listing the profiles otherwise."""
+    names.check_choice("profile", name, PROFILES)
+    return PROFILES[name]
+
+
+def profile_names() -> tuple[str, ...]:
+    """The profiles of the notebook series, in registry order."""
+    return tuple(PROFILES)
+
+
+def config_profiles() -> tuple[str, ...]:
+    """What ``Config.profile`` accepts: every profile, and :data:`CUSTOM`."""
+    return profile_names() + (CUSTOM,)
+
+
+def results_folder(name: str) -> str:
+    """The results folder of profile ``name`` (or of :data:`CUSTOM`), as its entry states it."""
+    if name == CUSTOM:
+        return CUSTOM_RESULTS
+    return profile(name).results
+
+
+_SYNTHETIC = dict(source="synthetic", hierarchy_mode="dag", alignment=1.0, label_noise=0.0, backbone="resnet18",
+                  imagenet_weights=False, backbone_lr_mult=1.0, optimizer="sgd", lr=0.1, momentum=0.9,
+                  weight_decay=5e-4, schedule="cosine", warmup_epochs=0, amp=False, channels_last=False,
+                  compile=False, max_batches_per_epoch=None)
+
+# Alignment 0/0.5/1 and noise 0/20 % are the sweep's question; images per class is a budget.
+_SWEEP = Grid(alignments=(0.0, 0.5, 1.0), n_per_class=(6, 12, 24), noise=0.2, noisy=((0.0, 12), (0.5, 12), (1.0, 12)))
+
+# Every number below is a budget; the science (λ, T, α, β, ε, hierarchies, metrics) lives in the loss
+# registry and the table specs.
+register_profile(Profile(
+    "smoke", results="build/results-smoke",
+    base=dict(_SYNTHETIC, image_size=16, n_per_class=2, n_test_per_class=2, epochs=1, batch_size=32,
+              max_batches_per_epoch=2, eval_every=1),
+    seeds=(0,),
+    pretrain=dict(_SYNTHETIC, dataset="small_imagenet", image_size=16, n_per_class=2, n_test_per_class=1,
+                  epochs=1, batch_size=32, max_batches_per_epoch=2, eval_every=1, seed=100),
+    finetune_datasets=("cub",),
+    sweep=Grid(alignments=(0.0, 1.0), n_per_class=(2, 3), noise=0.2, noisy=((1.0, 3),)),
+    # seconds; it only tests that the notebook runs (nothing is learned in one epoch of 200 images).
+    tutorial=TutorialBudget(image_size=16, n_train_per_class=2, n_test_per_class=2, epochs=1, batch_size=64,
+                            lr=0.1, seeds=(0,)),
+))
+register_profile(Profile(
+    # The committed run.
+    "quick", results="results",
+    # Calibrated in benchmarks/calibrate_protocol.py (ResNet-18, seed 0, CUB stand-in): fine-tuning the
+    # pretrained backbone at full lr on 24 images/class beats the raw-pixel nearest-class-mean by
+    # 6.2-6.5 points after 5-8 epochs; 16/class by only ~4; more epochs do not help, more images do.
+    base=dict(_SYNTHETIC, image_size=32, n_per_class=12, n_test_per_class=10, epochs=10, batch_size=128,
+              eval_every=10),
+    datasets={"cub": dict(n_per_class=24, epochs=6, eval_every=6)},
+    # ResNet-50 from a pretrained start still gets one warm-up epoch (its first steps at lr 0.1 diverged
+    # from scratch: train loss 11-13 against ln 200 = 5.3).
+    backbones={"resnet50": dict(warmup_epochs=1)},
+    seeds=(0, 1, 2),
+    pretrain=dict(_SYNTHETIC, dataset="small_imagenet", image_size=32, n_per_class=40, n_test_per_class=10,
+                  epochs=5, batch_size=128, eval_every=5, seed=100),
+    finetune_datasets=("cub",),
+    sweep=_SWEEP,
+    # About 4,000 training images per run (10 per class, 4 epochs, 32 px, CIFAR's own size), six runs in
+    # about three minutes on two idle CPU cores. On the synthetic stand-in, CE seed 0 reached 74.6 % top-1
+    # (chance 1 %; raw-pixel nearest class mean 92.9 %); with 16 px it reached 51.1 %, with 20 images per
+    # class and 6 epochs at 32 px 93.5 % (saturated, and three times the cost).
+    tutorial=TutorialBudget(image_size=32, n_train_per_class=10, n_test_per_class=10, epochs=4, batch_size=64,
+                            lr=0.1, seeds=(0, 1, 2)),
+))
+register_profile(Profile(
+    # Days of GPU time: a folder of its own that `make clean` leaves alone.
+    "paper", results="results-paper",
+    base=dict(source="real", hierarchy_mode="dag", alignment=1.0, backbone="resnet50", n_per_class=None,
+              n_test_per_class=None, optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
+              schedule="step", step_size=30, gamma=0.1, warmup_epochs=0, epochs=90, eval_every=5,
+              amp=True, channels_last=True, compile=False, max_batches_per_epoch=None),
+    paper_budgets=True,
+    seeds=(0,),
+    sweep=_SWEEP,
+    # All of CIFAR-100 (500 + 100 images per class) at 32 px, for a GPU.
+    tutorial=TutorialBudget(image_size=32, n_train_per_class=None, n_test_per_class=None, epochs=60, batch_size=128,
+                            lr=0.1, seeds=(0, 1, 2)),
+))
