@@ -599,8 +599,8 @@ def _print_plan(frame: pd.DataFrame, table: pd.DataFrame, *, summary_only: bool,
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The flags of ``plan`` (for ``python -m kesl_utils plan`` and ``python -m kesl_utils.plan``)."""
-    from . import names
-    parser.add_argument("--profile", default="quick", choices=names.PROFILES, help="budget profile (default: quick)")
+    from . import profiles
+    parser.add_argument("--profile", default="quick", choices=profiles.profile_names(), help="budget profile (default: quick)")
     parser.add_argument("--data-root", default=None, help="real datasets (paper profile; default data/raw)")
     parser.add_argument("--calibrate", action="store_true",
                         help="measure training images/s per backbone at the profile's image size and batch")

@@ -10,7 +10,7 @@ import pytest
 
 from kesl_utils import experiments, leaderboard, plan, sweep, table_specs, tutorial
 from kesl_utils.config import Config
-from kesl_utils.records import RunRecord, save_record
+from kesl_utils.records import RunRecord, machine_description, save_record
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = {"top1": 50.0, "top5": 80.0, "mistake_severity": 2.0, "hdist@1": 1.0, "hdist@5": 3.0, "ece": 0.1}
@@ -33,12 +33,12 @@ def results_dir(tmp_path, monkeypatch):
 
 @pytest.fixture
 def smoke(results_dir):
-    return plan.plan("smoke", throughput={})
+    return plan.plan("smoke", results_dir=results_dir, throughput={})
 
 
-def _finished(config, *, wall_time_s=60.0, device="cpu (2 threads)"):
+def _finished(config, results_dir, *, wall_time_s=60.0, machine=None):
     save_record(RunRecord(run_id=config.run_id, config=config.to_dict(), metrics=dict(METRICS),
-                          wall_time_s=wall_time_s, device=device))
+                          wall_time_s=wall_time_s, machine=machine or machine_description()), results_dir)
 
 
 def test_the_notebook_list_names_the_notebooks_that_exist():
@@ -67,7 +67,7 @@ def test_every_notebooks_runs_are_listed_once_under_the_first_that_needs_them(sm
     assert where[baseline.run_id] == "03_cub_comparison"
     assert {"03", "06", "07", "08", "09"} <= set(needed_by[baseline.run_id])
     every = {c.run_id for source in SOURCES.values() for c in source("smoke")}
-    pretraining = {c.pretrain.run_id for source in SOURCES.values() for c in source("smoke") if c.pretrain}
+    pretraining = {c.pretrain_run.run_id for source in SOURCES.values() for c in source("smoke") if c.pretrain_run}
     tutorial_runs = smoke[smoke["kind"] == "tutorial"]
     assert set(smoke["run_id"]) == every | pretraining | set(tutorial_runs["run_id"])
     assert len(smoke) == len(every | pretraining) + len(tutorial_runs)
@@ -82,8 +82,8 @@ def test_pretraining_runs_are_counted_once_before_the_first_run_that_needs_them(
     assert notebook[experiments.pretrain_config("smoke", "resnet50").run_id] == "07_backbone_ablation"
     position = {run_id: k for k, run_id in enumerate(smoke["run_id"])}
     for row in smoke[smoke["kind"] == "train"].itertuples():
-        if row.run.pretrain is not None:
-            assert position[row.run.pretrain.run_id] < position[row.run_id]
+        if row.run.pretrain_run is not None:
+            assert position[row.run.pretrain_run.run_id] < position[row.run_id]
 
 
 def test_tutorial_runs_are_two_methods_times_the_budgets_seeds(smoke):
@@ -97,11 +97,11 @@ def test_tutorial_runs_are_two_methods_times_the_budgets_seeds(smoke):
 def test_cached_and_missing_follow_the_records(results_dir):
     baseline = experiments.profile_config("smoke", "cub")
     ours = experiments.profile_config("smoke", "cub", loss="kesl")
-    _finished(baseline, wall_time_s=90.0)
-    save_record(RunRecord(run_id=ours.run_id, config=ours.to_dict(), status="failed", error="boom"))
+    _finished(baseline, results_dir, wall_time_s=90.0)
+    save_record(RunRecord(run_id=ours.run_id, config=ours.to_dict(), status="failed", error="boom"), results_dir)
     budget = tutorial.budget("smoke")
-    tutorial.store_result("smoke", {**budget.settings(), "recipe": "r", "method": "KESL", "seed": 0}, {"top1": 1.0})
-    frame = plan.plan("smoke", throughput={}).set_index("run_id")
+    tutorial.store_result(results_dir, {**budget.settings(), "recipe": "r", "method": "KESL", "seed": 0}, {"top1": 1.0})
+    frame = plan.plan("smoke", results_dir=results_dir, throughput={}).set_index("run_id")
     assert frame.loc[baseline.run_id, "status"] == "cached"
     assert frame.loc[baseline.run_id, "wall_minutes"] == 1.5
     assert frame.loc[ours.run_id, "status"] == "missing"  # a failed run is to do again
@@ -131,9 +131,9 @@ def test_estimate_on_a_hand_example():
 def test_throughput_from_this_machines_records_only(results_dir):
     config = experiments.profile_config("smoke", "mini_imagenet")
     other = config.replace(seed=7)
-    _finished(config, wall_time_s=2.0, device="cpu (2 threads)")
-    _finished(other, wall_time_s=1.0, device="cuda:0 (H100)")
-    table = plan.record_throughput("smoke", device="cpu (2 threads)")
+    _finished(config, results_dir, wall_time_s=2.0, machine="AMD EPYC, 2 cores, avx512")
+    _finished(other, results_dir, wall_time_s=1.0, machine="AMD EPYC, 2 cores, avx2")
+    table = plan.record_throughput("smoke", results_dir=results_dir, device="AMD EPYC, 2 cores, avx512")
     assert table[["backbone", "image_size", "runs"]].values.tolist() == [["resnet18", 16, 1]]
     assert table["images_per_s"].iloc[0] == pytest.approx(plan.processed_images(config) / 2.0)
     assert table.attrs["other_devices"] == 1
@@ -162,7 +162,7 @@ def test_the_written_plan_is_deterministic(smoke, tmp_path):
 
 def test_runs_needed_by_notebooks_08_and_09():
     leaderboard_runs = leaderboard.all_configs("smoke")
-    pretraining = {c.pretrain.run_id for c in leaderboard_runs if c.pretrain}
+    pretraining = {c.pretrain_run.run_id for c in leaderboard_runs if c.pretrain_run}
     assert plan.runs_needed("08", "smoke") == len({c.run_id for c in leaderboard_runs} | pretraining)
     assert plan.runs_needed("09_when_does_kesl_help", "smoke") == len(sweep.all_configs("smoke")) + 1
     new = plan.runs_needed("08", "smoke", new_only=True)

@@ -178,11 +178,10 @@ def test_mean_pair_distance_of_the_cub_taxonomy():
 
 def test_committed_quick_tables_are_rebuilt_from_the_records_by_run_id(monkeypatch):
     """Every committed quick table, rebuilt from all quick records plus unrelated ones, holds the committed numbers."""
-    monkeypatch.delenv("KESL_RESULTS_DIR")
-    committed = Path(paths.results_dir("quick"))
-    quick = records.load_records("quick")
-    if not quick:
-        pytest.skip("no committed quick records")
+    committed = paths.default_results_dir("quick")
+    quick = records.load_records(committed)
+    if not quick or not any((committed / "tables" / f"{name}.csv").exists() for name in TABLES):
+        pytest.skip("no committed quick run of the current protocol (the complete quick run publishes one)")
     for name in TABLES:
         expected = pd.read_csv(committed / "tables" / f"{name}.csv")
         references = ncm.references(table_spec(name).configs("quick"), committed)
