@@ -1,4 +1,4 @@
-"""Command line: ``python -m kesl_utils train | table | hierarchy``.
+"""Command line: ``python -m kesl_utils train | table | plan | hierarchy``.
 
 ``train`` runs one config through the same engine as the notebooks: ``--profile`` and
 ``--dataset`` give the base config (:func:`kesl_utils.experiments.profile_config`); every other
@@ -13,6 +13,9 @@ A loss parameter given with a loss that does not take it is an error naming the 
 and its paired comparisons as the notebook shows them, and writes ``<results>/tables/NAME.*``::
 
     python -m kesl_utils table cub_comparison --profile quick
+
+``plan [--profile quick] [--calibrate]`` lists every run the profile's notebooks need, cached or
+missing, with the minutes each missing one will take on this machine (:mod:`kesl_utils.plan`).
 
 ``hierarchy regenerate [--check]`` rebuilds the shipped WordNet subnets (needs WordNet).
 
@@ -148,7 +151,7 @@ def _context(args) -> context.RunContext:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kesl_utils", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,table,hierarchy}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,table,plan,hierarchy}")
 
     train = commands.add_parser(
         "train", help="train and evaluate one config (cached: reruns print the stored record)",
@@ -177,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "serial)")
     table.add_argument("--verbose", action="store_true",
                        help="per-epoch progress of each run (default: one bar over the runs)")
+
+    from . import plan
+
+    plan.add_arguments(commands.add_parser(
+        "plan", help="every run a profile's notebooks need, cached or missing, with the time it will take here",
+        description=plan.__doc__.split("\n\n")[0]))
 
     hierarchy = commands.add_parser("hierarchy", help="rebuild the shipped WordNet subnets (needs WordNet)")
     hierarchy_commands = hierarchy.add_subparsers(dest="hierarchy_command", required=True)
@@ -275,6 +284,10 @@ def main(argv: typing.Optional[list] = None) -> int:
         return _train(args, parser)
     if args.command == "table":
         return _table(args, parser)
+    if args.command == "plan":
+        from . import plan
+
+        return plan.run(args)
     return _hierarchy(args, parser)
 
 

@@ -83,29 +83,53 @@ class RunProgress:
     """Run-level progress from a progress log (:func:`kesl_utils.context.log_run_event`): one line
     per run started or failed, with run k of N, its name, the time elapsed and the time left.
 
-    The time left is the mean time of the runs trained so far (cached runs cost nothing and are not
-    counted) times the runs of the batch not yet started, this one included: an estimate that
-    improves as runs finish, and says so until one has.
+    ``estimates`` (``{run_id: seconds}``, the run plan's estimate of every run the series still has to
+    train: :func:`series_estimates`) makes k of N and the time left the *series'*: the plan's
+    estimate of the runs not yet finished, scaled by how the finished ones measured against their
+    own estimates. Without it (or for a run the plan does not list) they are the batch's: the mean
+    time of the runs trained so far (cached runs cost nothing and are not counted) times the runs of
+    the batch not yet started, this one included, an estimate that says so until one run has finished.
     """
 
-    def __init__(self, log: Path, *, out=None, clock=time.perf_counter):
+    def __init__(self, log: Path, *, estimates: Optional[dict] = None, out=None, clock=time.perf_counter):
         self.log, self.out, self.clock = Path(log), out or sys.stdout, clock
         self.offset, self.notebook, self.started = 0, "", clock()
         self.trained_seconds: list[float] = []
+        self.estimates = dict(estimates or {})
+        self.begun: list[str] = []
+        self.measured, self.expected = 0.0, 0.0  # seconds of the finished planned runs, measured and estimated
+
+    def _series_eta(self) -> str:
+        left = sum(seconds for run_id, seconds in self.estimates.items() if run_id not in self.begun[:-1])
+        scale = self.measured / self.expected if self.expected > 0 else 1.0
+        basis = "plan × measured/planned so far" if self.expected > 0 else "plan estimate"
+        return f"about {_minutes(left * scale)} left in the series ({basis})"
 
     def line(self, event: dict) -> Optional[str]:
         """The terminal line of one log event (``None``: nothing to print)."""
         where = f"{self.notebook}: " if self.notebook else ""
-        position = f"run {event.get('index')}/{event.get('total')} {event.get('run_id')}"
+        run_id = event.get("run_id")
+        planned = run_id in self.estimates
         if event.get("event") == "start":
-            left = int(event.get("total", 0)) - int(event.get("index", 0)) + 1
-            eta = (f"about {_minutes(left * sum(self.trained_seconds) / len(self.trained_seconds))} left in this "
-                   "batch" if self.trained_seconds else "time left: after the first run")
+            if planned:
+                self.begun.append(run_id)
+                position = f"run {len(self.begun)}/{len(self.estimates)} {run_id}"
+                eta = self._series_eta()
+            else:
+                position = f"run {event.get('index')}/{event.get('total')} {run_id}"
+                left = int(event.get("total", 0)) - int(event.get("index", 0)) + 1
+                eta = (f"about {_minutes(left * sum(self.trained_seconds) / len(self.trained_seconds))} left in "
+                       "this batch" if self.trained_seconds else "time left: after the first run")
             return f"[reproduce] {where}{position} started; elapsed {_minutes(self.clock() - self.started)}, {eta}"
         if event.get("event") == "finish" and not event.get("cached"):
-            self.trained_seconds.append(float(event.get("seconds", 0.0)))
+            seconds = float(event.get("seconds", 0.0))
+            self.trained_seconds.append(seconds)
+            if planned and event.get("status") != "failed":
+                self.measured += seconds
+                self.expected += self.estimates[run_id]
             if event.get("status") == "failed":
-                return f"[reproduce] {where}{position} FAILED after {_minutes(float(event.get('seconds', 0.0)))}"
+                position = f"run {event.get('index')}/{event.get('total')} {run_id}"
+                return f"[reproduce] {where}{position} FAILED after {_minutes(seconds)}"
         return None
 
     def poll(self) -> None:
@@ -132,11 +156,30 @@ class RunProgress:
         self.poll()
 
 
-def run_notebooks(notebooks: list[Path], *, context: RunContext, data_root: str, output_dir: Path) -> list[dict]:
+def series_estimates(context: RunContext, *, echo=print) -> dict:
+    """``{run_id: estimated seconds}`` of every run the series still has to train (the run plan,
+    :func:`kesl_utils.plan.plan`), after printing what it will cost: runs to train, runs cached, and
+    the estimate on this machine (from its own records; runs without a figure are counted apart)."""
+    from . import plan
+
+    frame = plan.plan(context.profile, results_dir=context.results_dir, data_root=context.data_root)
+    missing = frame[(frame["status"] == "missing") & (frame["kind"] != "tutorial")]
+    known = missing[missing["est_minutes"].notna()]
+    unknown = len(missing) - len(known)
+    echo(f"[reproduce] run plan of profile {context.profile!r}: {len(frame)} runs, {int((frame['status'] == 'cached').sum())} "
+         f"cached, {len(missing)} to train"
+         + (f", about {_minutes(60 * known['est_minutes'].sum())} on this machine" if len(known) else "")
+         + (f" plus {unknown} without an images/s figure of this machine (python -m kesl_utils plan --calibrate)"
+            if unknown else "") + " (python -m kesl_utils plan lists them)")
+    return {row.run_id: 60.0 * row.est_minutes for row in known.itertuples()}
+
+
+def run_notebooks(notebooks: list[Path], *, context: RunContext, data_root: str, output_dir: Path,
+                  estimates: Optional[dict] = None) -> list[dict]:
     """Execute ``notebooks`` in order with papermill; stop at the first failure (SystemExit(1)).
 
     The kernels run with :func:`kernel_environment` of ``context``; the runs they start are
-    reported here as they go (:class:`RunProgress`).
+    reported here as they go (:class:`RunProgress`, with the plan's ``estimates`` for the series' ETA).
     """
     import papermill as pm
 
@@ -144,7 +187,7 @@ def run_notebooks(notebooks: list[Path], *, context: RunContext, data_root: str,
     log = output_dir / "progress.jsonl"
     log.write_text("")
     kernel = _kernel_manager(kernel_environment(context, log))
-    progress = RunProgress(log)
+    progress = RunProgress(log, estimates=estimates)
     stop = threading.Event()
     follower = threading.Thread(target=progress.follow, args=(stop,), daemon=True)
     follower.start()
@@ -349,8 +392,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"notebook(s) not found: {', '.join(missing)}")
         context.prepare()
         start = time.perf_counter()
+        estimates = series_estimates(context)
         timings = run_notebooks([n.resolve() for n in notebooks], context=context, data_root=args.data_root,
-                                output_dir=executed)
+                                output_dir=executed, estimates=estimates)
         write_summary(context.profile, timings, args.data_root, context.results_dir)
         print(f"[reproduce] all {len(timings)} notebooks ran in {(time.perf_counter() - start) / 60:.1f} min")
     if args.publish:

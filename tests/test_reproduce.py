@@ -128,3 +128,26 @@ def test_run_level_progress_lines(tmp_path):
     assert lines == [
         "[reproduce] 03_cub_comparison.ipynb: run 2/4 b started; elapsed 30 s, time left: after the first run",
         "[reproduce] 03_cub_comparison.ipynb: run 3/4 c started; elapsed 2.5 min, about 4.0 min left in this batch"]
+
+
+def test_run_progress_with_the_plan_counts_the_series_and_scales_its_estimate(tmp_path):
+    log, out, now = tmp_path / "progress.jsonl", io.StringIO(), {"t": 0.0}
+    # The plan: three runs to train, estimated 60, 120 and 240 s; "x" is not in the plan (a batch line).
+    progress = reproduce.RunProgress(log, estimates={"a": 60.0, "b": 120.0, "c": 240.0}, out=out,
+                                     clock=lambda: now["t"])
+    progress.notebook = "08_hierarchy_aware_methods.ipynb"
+    events = [dict(event="start", run_id="a", index=1, total=2),
+              dict(event="finish", run_id="a", index=1, total=2, status="finished", cached=False, seconds=120.0),
+              dict(event="start", run_id="b", index=2, total=2),
+              dict(event="start", run_id="x", index=1, total=1)]
+    log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    now["t"] = 130.0
+    progress.poll()
+    assert out.getvalue().splitlines() == [
+        "[reproduce] 08_hierarchy_aware_methods.ipynb: run 1/3 a started; elapsed 2.2 min, "
+        "about 7.0 min left in the series (plan estimate)",
+        # a took twice its estimate: b and c, 360 s planned, are expected to take 720 s
+        "[reproduce] 08_hierarchy_aware_methods.ipynb: run 2/3 b started; elapsed 2.2 min, "
+        "about 12.0 min left in the series (plan × measured/planned so far)",
+        "[reproduce] 08_hierarchy_aware_methods.ipynb: run 1/1 x started; elapsed 2.2 min, "
+        "about 2.0 min left in this batch"]
