@@ -34,7 +34,7 @@ $(PY):
 # Reinstall only when the project's dependencies change.
 $(INSTALLED): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,cluster]'
+	$(PY) -m pip install --quiet -e '.[wordnet,notebooks,cluster,docs,dev]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (kesl)" >/dev/null
 	@touch $@
 
