@@ -12,7 +12,7 @@ import pandas as pd
 from . import paths
 
 PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "networkx", "nltk", "matplotlib",
-            "seaborn", "tqdm", "papermill", "nbval")
+            "tqdm", "papermill", "nbval")
 
 #: Where each real dataset is looked for under DATA_ROOT, and the file that proves it is there.
 DATASET_MARKERS = {
