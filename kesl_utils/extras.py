@@ -5,16 +5,17 @@ torchvision, numpy, scipy, networkx, pandas, tqdm, pillow, matplotlib). The rest
 imported only where it is used, through :func:`require`, so that a missing module fails with a
 message that names the extra to install instead of a bare ``ModuleNotFoundError``:
 
-=============  ================  ===============================================================
-module         extra             needed for
-=============  ================  ===============================================================
-``nltk``       ``[wordnet]``     :meth:`Hierarchy.from_wordnet`, ``hierarchy_mode="tree"`` of a
-                                 WordNet subnet, regenerating the shipped subnets
-``papermill``  ``[notebooks]``   ``make reproduce`` / ``python -m kesl_utils.reproduce``
-``nbformat``   ``[notebooks]``   publishing executed notebooks
-``ipywidgets`` ``[notebooks]``   the interactive explorers of :mod:`kesl_utils.explore`
-``ray``        ``[cluster]``     ``EXECUTOR=ray``
-=============  ================  ===============================================================
+==============  ===============  ==============================================================
+module          extra            needed for
+==============  ===============  ==============================================================
+``nltk``        ``[wordnet]``    :meth:`~kesl_utils.hierarchy.Hierarchy.from_wordnet`,
+                                 ``hierarchy_mode="tree"`` of a WordNet subnet, regenerating
+                                 the shipped subnets
+``papermill``   ``[notebooks]``  ``make reproduce`` / ``python -m kesl_utils.reproduce``
+``nbformat``    ``[notebooks]``  publishing executed notebooks
+``ipywidgets``  ``[notebooks]``  the interactive explorers of :mod:`kesl_utils.explore`
+``ray``         ``[cluster]``    ``EXECUTOR=ray``
+==============  ===============  ==============================================================
 
 ``make env`` (and so ``make reproduce`` and ``make test``) installs every extra.
 """
