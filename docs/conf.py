@@ -126,6 +126,8 @@ def _write_index(app, exception) -> None:
     if exception is None and app.builder.format == "html":
         out = Path(app.outdir)
         shutil.copyfile(out / f"{root_doc}.html", out / "index.html")
+        # A site published from a branch would go through Jekyll, which drops _static/ and _images/.
+        (out / ".nojekyll").touch()
 
 
 def setup(app):
