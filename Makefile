@@ -17,7 +17,7 @@ LAB_ARGS  ?=
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 INSTALLED := $(VENV)/.kesl-installed
 
-.PHONY: reproduce test env lab clean wordnet help
+.PHONY: reproduce test env lab clean wordnet help book dist chromium
 
 help:
 	@echo "make reproduce [PROFILE=quick|smoke|paper] [DATA_ROOT=data/raw]  run every notebook; quick writes results/,"
@@ -25,6 +25,8 @@ help:
 	@echo "make test                                                        pytest + nbval (smoke profile)"
 	@echo "make lab [LAB_ARGS='--port 8889']                                JupyterLab on notebooks/"
 	@echo "make env                                                         set-up only"
+	@echo "make book                                                        the series as a website: build/book/html/"
+	@echo "make dist                                                        sdist and wheel in dist/"
 	@echo "make clean                                                       remove generated, untracked results (never a"
 	@echo "                                                                 tracked file, never results-paper/)"
 
@@ -34,7 +36,7 @@ $(PY):
 # Reinstall only when the project's dependencies change.
 $(INSTALLED): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,cluster]'
+	$(PY) -m pip install --quiet -e '.[wordnet,notebooks,cluster,docs,dev]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (kesl)" >/dev/null
 	@touch $@
 
@@ -49,7 +51,7 @@ wordnet: $(INSTALLED)
 reproduce: env
 	$(PY) -m kesl_utils.reproduce --profile $(PROFILE) --data-root $(DATA_ROOT) --executor $(EXECUTOR) $(NOTEBOOKS)
 
-test: env
+test: env chromium
 	KESL_RESULTS_DIR=$(TEST_RESULTS) $(PY) -m pytest tests
 	KESL_PROFILE=smoke KESL_PROGRESS=0 $(PY) -m pytest --nbval-lax $(NOTEBOOKS)
 
@@ -62,3 +64,28 @@ lab: env
 clean:
 	rm -rf build results/notebooks results/checkpoints results/artifacts
 	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then git clean -fdxq -- results; fi
+
+# The series as a website, from the committed notebooks (never executed): build/book/html/index.html.
+# Sphinx + MyST-NB, configured in docs/conf.py; the source folder is the repository itself. The old
+# pages go first (no stale page survives a renamed notebook); the cached doctrees keep it quick.
+book: env
+	rm -rf build/book/html
+	$(PY) -m sphinx -b html -c docs -d build/book/doctrees . build/book/html
+	@echo "the site: build/book/html/index.html"
+
+# An sdist and a wheel of kesl_utils (with the shipped hierarchies) in dist/.
+dist: env
+	$(PY) -m build --outdir dist .
+
+# Headless Chromium for the browser test of the site (tests/test_book.py), from Debian's package
+# when this is root; otherwise that test is skipped and says why.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the browser test of the site"; \
+	  (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null) \
+	    || echo "warning: apt-get install chromium failed; the browser test will be skipped" >&2; \
+	else \
+	  echo "note: no Chromium, so the browser test of the site will be skipped; install it with" \
+	       "'sudo apt-get install -y chromium'" >&2; \
+	fi

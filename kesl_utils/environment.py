@@ -13,7 +13,7 @@ from . import names, paths
 from .context import resolve_device
 
 PACKAGES = ("torch", "torchvision", "numpy", "scipy", "pandas", "networkx", "nltk", "matplotlib",
-            "seaborn", "tqdm", "papermill", "nbval")
+            "tqdm", "papermill", "nbval")
 
 def versions() -> pd.DataFrame:
     """Python, the platform and every dependency's installed version."""

@@ -1,5 +1,10 @@
 """The hierarchy files shipped in ``data/hierarchies/``, and the hierarchy a run uses.
 
+Where the shipped files are (:func:`shipped_hierarchies_dir`): a wheel carries
+``data/hierarchies/`` as the data folder ``kesl_utils/hierarchies/`` (``pyproject.toml`` maps it),
+found with :mod:`importlib.resources`; a checkout (an editable install, the notebooks, the tests)
+reads the repository folder ``data/hierarchies/`` (:func:`kesl_utils.paths.hierarchies_dir`).
+
 Which file and kind each dataset has is read from the registry :data:`kesl_utils.names.DATASETS`:
 
 * :func:`load_hierarchy` — the shipped hierarchy of a dataset: a taxonomy CSV with a
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
@@ -26,9 +32,45 @@ from .hierarchy import (Hierarchy, HierarchyError, _level_list, _quoted, _rows, 
 from .names import DATASETS, HIERARCHY_MODES, check_choice, dataset_spec
 
 
+def shipped_hierarchies_dir() -> Path:
+    """The folder of the shipped hierarchy files (CSV taxonomies, class lists, WordNet subnets).
+
+    From a wheel: ``kesl_utils/hierarchies/`` inside the installed package, found with
+    :func:`importlib.resources.files`. From a checkout, where the package folder has no
+    ``hierarchies/`` (the files stay in ``data/hierarchies/``, the repository's layout), the
+    repository folder :func:`kesl_utils.paths.hierarchies_dir`.
+
+    The folder is looked up relative to the ``kesl_utils`` that was imported, never through a
+    ``kesl_utils.hierarchies`` import, so two checkouts on one ``sys.path`` cannot mix their
+    files. A package imported from a zip archive (no real folder) reads the repository folder.
+    """
+    packaged = resources.files(__package__).joinpath("hierarchies")
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    return paths.hierarchies_dir()
+
+
+def shipped_file(name: str) -> Path:
+    """``<shipped hierarchies>/<name>`` (:func:`shipped_hierarchies_dir`), e.g. ``"cub_taxonomy.csv"``.
+
+    Raises:
+        FileNotFoundError: no such shipped file; the message lists the shipped files and where
+            they were looked for.
+    """
+    folder = shipped_hierarchies_dir()
+    path = folder / name
+    if not path.is_file():
+        shipped = sorted(p.name for p in folder.glob("*") if p.suffix in (".csv", ".json"))
+        raise FileNotFoundError(f"no shipped hierarchy file {name!r} in {folder}; the shipped "
+                                f"files are {', '.join(shipped) or 'none'} (a checkout keeps "
+                                "them in data/hierarchies/, a wheel in kesl_utils/hierarchies/)")
+    return path
+
+
 def shipped_hierarchy_path(dataset: str) -> Path:
-    """``data/hierarchies/<file>`` of ``dataset``'s registry entry (its ``hierarchy_file``)."""
-    return paths.hierarchies_dir() / dataset_spec(dataset).hierarchy_file
+    """The shipped file of ``dataset``'s registry entry (its ``hierarchy_file``), in
+    :func:`shipped_hierarchies_dir` (``data/hierarchies/<file>`` in a checkout)."""
+    return shipped_hierarchies_dir() / dataset_spec(dataset).hierarchy_file
 
 
 def _pretty_class_name(class_name: str) -> str:

@@ -3,7 +3,7 @@ and the hierarchy-aware losses KESL competes with, the soft labels ("mbm") and t
 cross-entropy ("hxe") of Bertinetto et al., "Making Better Mistakes", CVPR 2020 (:class:`MBMLoss`,
 :class:`HXELoss`).
 
-The KESL loss of a sample x_i with label y_i and network output y'_i = softmax(s_i) is
+The KESL loss of a sample x_i with label y_i and network output y'_i = softmax(s_i) is::
 
     L = α · L_CE + β · L_KL,
     L_CE = −Σ_k y_ik log y'_ik,

@@ -186,7 +186,7 @@ def expected_calibration_error(logits: torch.Tensor, targets: torch.Tensor, n_bi
     """Expected calibration error (Guo et al., 2017) as a fraction in [0, 1].
 
     The top-1 confidence max_k softmax(s)_k is binned into ``n_bins`` equal-width bins
-    (lo, hi] on [0, 1]; ECE = Σ_b (|B_b| / N) · |accuracy(B_b) − mean confidence(B_b)|.
+    (lo, hi] on [0, 1]; ``ECE = Σ_b (|B_b| / N) · |accuracy(B_b) − mean confidence(B_b)|``.
     """
     logits, targets = _check_logits_targets(logits, targets)
     n_bins = _check_k(n_bins, "n_bins")

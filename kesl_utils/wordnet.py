@@ -34,6 +34,10 @@ second call costs a few file-system look-ups.
 ``python -m kesl_utils.wordnet`` runs :func:`ensure_wordnet` and prints where WordNet is;
 ``--optional`` (what ``make env`` uses) turns a failure into a warning on stderr and exit
 status 0, since WordNet is optional for the notebooks.
+
+nltk itself is optional (the ``[wordnet]`` extra): without it, :func:`ensure_wordnet` and
+everything built on it raise :class:`~kesl_utils.extras.MissingExtra`, whose message says
+``pip install "kesl-utils[wordnet]"``.
 """
 from __future__ import annotations
 
@@ -56,6 +60,7 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from .extras import MissingExtra, check_installed, require
 from .paths import PROJECT_ROOT
 
 NLTK_DATA_DIR = PROJECT_ROOT / ".nltk_data"
@@ -147,9 +152,12 @@ def _register_data_dir() -> None:
         os.environ["NLTK_DATA"] = os.pathsep.join(entries + [str(NLTK_DATA_DIR)])
 
 
-def _nltk():
-    import nltk
+_NLTK_PURPOSE = ("WordNet (Hierarchy.from_wordnet, hierarchy_mode='tree' of a WordNet subnet, "
+                 "regenerating the shipped subnets)")
 
+
+def _nltk():
+    nltk = require("nltk", _NLTK_PURPOSE)
     _register_data_dir()
     return nltk
 
@@ -463,9 +471,14 @@ def ensure_wordnet(verbose: bool = False, *, allow_download: bool = True,
         copied from /usr/share/wordnet"``.
 
     Raises:
+        MissingExtra: nltk is not installed (the message names the ``[wordnet]`` extra); checked
+            before any route runs.
         WordNetUnavailable: no route works (the message names each route, why it failed and
             what to run), or the WordNet found is not version 3.0.
     """
+    # Without nltk no route helps: say which extra to install before copying anything (and
+    # without importing nltk, 2 s, when route 1 answers from the file system).
+    check_installed("nltk", _NLTK_PURPOSE)
     say = print if verbose else (lambda *_: None)
     routes: list[tuple[str, Callable[[Say], str] | None]] = [
         ("local nltk data", _from_local_data),
@@ -492,10 +505,13 @@ def ensure_wordnet(verbose: bool = False, *, allow_download: bool = True,
 
 
 def wordnet_available() -> bool:
-    """Whether :func:`ensure_wordnet` succeeds without downloading anything (for skipping tests)."""
+    """Whether :func:`ensure_wordnet` succeeds without downloading anything (for skipping tests).
+
+    ``False`` too where nltk is not installed.
+    """
     try:
         ensure_wordnet(allow_download=False)
-    except WordNetUnavailable:
+    except (WordNetUnavailable, MissingExtra):
         return False
     return True
 
@@ -593,7 +609,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         print(ensure_wordnet(verbose=True))
-    except WordNetUnavailable as error:
+    except (WordNetUnavailable, MissingExtra) as error:
         if not args.optional:
             print(f"error: {error}", file=sys.stderr)
             return 1

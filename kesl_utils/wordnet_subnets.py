@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 from . import paths
 from .hierarchy import Hierarchy
-from .hierarchy_files import read_class_wnids, shipped_hierarchy_path
+from .hierarchy_files import read_class_wnids, shipped_hierarchies_dir, shipped_hierarchy_path
 from .names import DATASETS, check_choice, dataset_spec
 
 
@@ -28,7 +28,7 @@ def wordnet_datasets() -> list[str]:
 def wordnet_subnet(dataset: str) -> tuple[Hierarchy, str]:
     """Rebuild a shipped subnet from its class CSV and WordNet: ``(hierarchy, comment)``."""
     spec = dataset_spec(check_choice("dataset", dataset, wordnet_datasets()))
-    hierarchy = Hierarchy.from_wordnet(read_class_wnids(paths.hierarchies_dir() / spec.class_list),
+    hierarchy = Hierarchy.from_wordnet(read_class_wnids(shipped_hierarchies_dir() / spec.class_list),
                                        mode="dag")
     # The comment is part of the shipped JSON files: change the command in both at once.
     comment = (f"WordNet 3.0 subnet (every hypernym path up to entity.n.01) of the classes "

@@ -19,7 +19,6 @@ import re
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from .. import paths
 from .image_files import DatasetFormatError, DatasetLayoutError, ImageFileDataset, read_text_lines
 
 __all__ = ["CUB200", "CUB_LAYOUT", "CUB_DOWNLOAD", "CUB_SPLIT_SIZES", "cub_class_names"]
@@ -42,7 +41,12 @@ _REQUIRED = ("images.txt", "image_class_labels.txt", "train_test_split.txt", "cl
 
 def cub_class_names(taxonomy_csv: Optional[os.PathLike | str] = None) -> list[str]:
     """The ``class_name`` column of the shipped CUB taxonomy, ordered by ``class_id``."""
-    path = Path(taxonomy_csv) if taxonomy_csv is not None else paths.hierarchies_dir() / "cub_taxonomy.csv"
+    if taxonomy_csv is None:
+        from ..hierarchy_files import shipped_hierarchy_path  # the hierarchy stack only when needed
+
+        path = shipped_hierarchy_path("cub")  # data/hierarchies/ in a checkout, the package in a wheel
+    else:
+        path = Path(taxonomy_csv)
     if not path.is_file():
         raise FileNotFoundError(f"CUB taxonomy {path} is missing; it ships with the repository "
                                 "(data/hierarchies/cub_taxonomy.csv) — restore it with git")
