@@ -1,79 +1,103 @@
-"""Calibration of the quick profile's protocol (issue 13): pretraining, fine-tuning budget, convergence.
+"""Calibration of the quick profile's budgets (issues 13 and 20): informative, converged baselines.
 
-Trains single runs through the library (``kesl_utils.train.run``: records, caching, pretraining as a
-run of its own) into a scratch results folder, and prints per run: the final test top-1, the
-raw-pixel nearest-class-mean top-1 on the same images, the training accuracy per epoch (has it
-plateaued?) and the images processed (what the run costs). Accuracy does not depend on machine
-load; the images column is what turns a grid into a time budget at a measured images/s.
+A budget is acceptable when every baseline arm (cross-entropy, per dataset and backbone) beats the
+raw-pixel nearest-class-mean (NCM) of its own images and its training curve has plateaued: the
+last epoch adds less than ``--plateau`` points (default 1) of training top-1. This script trains
+candidate configs through the library (``train.run``: records, caching, pretraining as a run of
+its own) into a scratch results folder and prints, per run, the training top-1 per epoch, the last
+epoch's gain, the test top-1, the NCM on the same images, the margin, whether both criteria hold,
+the images processed and the wall time. Accuracies do not depend on machine load; the wall time
+does (the records keep it with the machine that ran it).
 
-    KESL_RESULTS_DIR=build/calibration .venv/bin/python benchmarks/calibrate_protocol.py \\
-        --grid '[{"n_per_class": 16, "epochs": 6}, {"n_per_class": 24, "epochs": 8}]'
+    .venv/bin/python benchmarks/calibrate_protocol.py --results build/calibration \\
+        --grid '[{"dataset": "cub", "backbone": "resnet18", "epochs": 10}]' \\
+        [--pretrain '{"n_per_class": 40, "epochs": 8}'] [--log benchmarks/calibration.md]
 
-Every grid entry is a dict of Config fields (and loss parameters) on top of ``--base``; the key
-``start`` is ``"scratch"`` or ``"pretrained"`` (the pretraining run given by ``--pretrain``).
+Each grid entry is ``dataset`` and ``backbone`` plus Config fields (and loss parameters) applied on
+top of the quick profile's config of that dataset (``experiments.profile_config``); ``--pretrain``
+changes the pretraining run of the fine-tuned datasets. ``--log`` appends the table (with the
+command line and the machine) to a Markdown file: the committed evidence for the chosen budget.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import shlex
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kesl_utils import context, train  # noqa: E402
-from kesl_utils.config import Config, split_overrides  # noqa: E402
-from kesl_utils.records import load_record  # noqa: E402
-from kesl_utils import ncm  # noqa: E402
+from kesl_utils import experiments, ncm, paths  # noqa: E402
+from kesl_utils.context import RunContext  # noqa: E402
+from kesl_utils.records import load_record, machine_description, utc_now  # noqa: E402
+from kesl_utils import train  # noqa: E402
 
-BASE = dict(dataset="cub", source="synthetic", image_size=32, backbone="resnet18", loss="ce", lr=0.1,
-            backbone_lr_mult=1.0, weight_decay=5e-4, schedule="cosine", batch_size=128, n_test_per_class=10,
-            seed=0, profile="custom")
-PRETRAIN = dict(dataset="small_imagenet", source="synthetic", image_size=32, backbone="resnet18", loss="ce",
-                n_per_class=40, n_test_per_class=10, epochs=5, lr=0.1, batch_size=128, seed=100, profile="custom")
+HEADER = ("| dataset | backbone | fields | train top-1 per epoch | last-epoch gain | test top-1 | NCM | margin "
+          "| informative and plateaued | images | minutes |")
 
 
-def make(fields: dict) -> Config:
-    config_fields, params = split_overrides(fields)
-    return Config(**config_fields, loss_params=params)
+def candidate(entry: dict, pretrain: dict):
+    """The Config of one grid entry: the quick profile's config of its dataset with the entry's fields."""
+    entry = dict(entry)
+    dataset = entry.pop("dataset")
+    config = experiments.profile_config("quick", dataset, **entry)
+    if config.pretrain_run is not None and pretrain:
+        config = config.replace(pretrain_run=config.pretrain_run.replace(**pretrain))
+    return config.replace(eval_every=config.epochs)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--grid", required=True, help="JSON list of dicts of Config fields (and 'start')")
-    parser.add_argument("--base", default="{}", help="JSON dict changing the base fine-tuning config")
-    parser.add_argument("--pretrain", default="{}", help="JSON dict changing the pretraining config")
-    args = parser.parse_args()
-    if not os.environ.get("KESL_RESULTS_DIR"):
-        parser.error("set KESL_RESULTS_DIR to a scratch folder (e.g. build/calibration)")
-    ctx = context.from_environment(device="cpu", progress=False, precedence="arguments")
-    base = dict(BASE, **json.loads(args.base))
-    print("| start | fields | images | train top-1 per epoch | test top-1 | NCM | gap |")
-    print("|---|---|---|---|---|---|---|")
+def row(config, record, reference: float, plateau: float) -> str:
+    curve = [h["train_top1"] for h in record.history]
+    gain = curve[-1] - curve[-2] if len(curve) > 1 else float("nan")
+    top1 = record.metrics["top1"]
+    ok = top1 > reference and gain < plateau
+    images = sum(h["train_images"] for h in record.history)
+    fields = {k: v for k, v in config.to_dict().items()
+              if k in ("n_per_class", "n_test_per_class", "epochs", "lr", "warmup_epochs", "loss")}
+    if config.loss_params:
+        fields.update(config.loss_params)
+    return (f"| {config.dataset} | {config.backbone} | {json.dumps(fields)} | {' '.join(f'{v:.0f}' for v in curve)} "
+            f"| {gain:+.1f} | {top1:.2f} | {reference:.2f} | {top1 - reference:+.2f} | {'yes' if ok else '**no**'} "
+            f"| {images} | {record.wall_time_s / 60:.1f} |")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", required=True, help="JSON list of dicts: dataset, backbone and Config fields")
+    parser.add_argument("--pretrain", default="{}", help="JSON dict changing the pretraining run")
+    parser.add_argument("--results", default="build/calibration", help="scratch results folder")
+    parser.add_argument("--plateau", type=float, default=1.0, help="points of training top-1 the last epoch may add")
+    parser.add_argument("--log", default=None, help="append the table to this Markdown file")
+    args = parser.parse_args(argv)
+    context = RunContext.for_profile("quick", results_dir=paths.in_repository(args.results), progress=False)
+    pretrain = json.loads(args.pretrain)
+    lines = [HEADER, "|" + "|".join("---" for _ in range(HEADER.count("|") - 1)) + "|"]
+    print("\n".join(lines), flush=True)
     for entry in json.loads(args.grid):
-        entry = dict(entry)
-        start = entry.pop("start", "pretrained")
-        fields = dict(base, **entry)
-        if start == "pretrained":
-            pretrain_fields = dict(PRETRAIN, **json.loads(args.pretrain))
-            pretrain_fields["backbone"] = fields["backbone"]
-            fields["pretrain_run"] = make(pretrain_fields)
-        config = make(fields)
-        fields["eval_every"] = config.epochs
-        config = make(fields)
-        record = load_record(config, ctx.results_dir) or train.run(config, context=ctx)
-        images = sum(h["train_images"] for h in record.history)
-        curve = " ".join(f"{h['train_top1']:.0f}" for h in record.history)
-        ncm_top1 = ncm.compute(config)
-        shown = {k: v for k, v in entry.items()}
-        print(f"| {start} | {json.dumps(shown)} | {images} | {curve} | {record.metrics['top1']:.2f} | {ncm_top1:.2f} | "
-              f"{record.metrics['top1'] - ncm_top1:+.2f} |", flush=True)
+        config = candidate(entry, pretrain)
+        record = load_record(config, context.results_dir) or train.run(config, context=context)
+        if record.status != "finished":
+            line = f"| {config.dataset} | {config.backbone} | {json.dumps(entry)} | FAILED: {record.error} |"
+        else:
+            line = row(config, record, ncm.ensure(config, context.results_dir), args.plateau)
         if config.pretrain_run is not None:
-            pre = load_record(config.pretrain_run, ctx.results_dir)
-            print(f"|   pretraining {config.pretrain_run.run_id}: test top-1 {pre.metrics['top1']:.2f}, "
-                  f"{sum(h['train_images'] for h in pre.history)} images | | | | | | |", flush=True)
+            pre = load_record(config.pretrain_run, context.results_dir)
+            curve = " ".join(f"{h['train_top1']:.0f}" for h in pre.history)
+            line += (f"\n| ↳ pretraining | {config.backbone} | {json.dumps({'n_per_class': pre.config['n_per_class'], 'epochs': pre.config['epochs']})} "
+                     f"| {curve} | | {pre.metrics['top1']:.2f} | | | | {sum(h['train_images'] for h in pre.history)} "
+                     f"| {pre.wall_time_s / 60:.1f} |")
+        print(line, flush=True)
+        lines.append(line)
+    if args.log:
+        log = Path(args.log)
+        text = (f"\n### {utc_now()} · {machine_description()}\n\n`{' '.join(shlex.quote(a) for a in sys.argv)}`\n\n"
+                + "\n".join(lines) + "\n")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

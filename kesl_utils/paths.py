@@ -23,6 +23,17 @@ from pathlib import Path
 from . import profiles
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: Whether the package runs from a checkout of the repository (``make``, the notebooks) rather than
+#: from an installed wheel, whose parent folder is ``site-packages``: only a checkout keeps results
+#: and data beside the code; an installation never writes inside itself.
+IN_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "notebooks").is_dir()
+#: Where an installed package (not a checkout) keeps results by default: under the working directory.
+INSTALLED_RESULTS = "kesl-results"
+
+
+def base_dir() -> Path:
+    """What relative paths are relative to: the repository root in a checkout, else the working directory."""
+    return PROJECT_ROOT if IN_CHECKOUT else Path.cwd()
 
 #: The sub-folders of a results folder.
 RESULT_FOLDERS = ("runs", "checkpoints", "artifacts", "figures", "tables", "references")
@@ -34,31 +45,37 @@ def hierarchies_dir() -> Path:
 
 
 def raw_data_dir() -> Path:
-    """``data/raw/``: the default ``DATA_ROOT`` for user-downloaded datasets (git-ignored)."""
-    return PROJECT_ROOT / "data" / "raw"
+    """``data/raw/``: the default ``DATA_ROOT`` for user-downloaded datasets (git-ignored), under
+    :func:`base_dir` (the repository, or the working directory of an installed package)."""
+    return base_dir() / "data" / "raw"
 
 
 def resolve_data_root(data_root: str | os.PathLike | None) -> Path:
     """A data root as given by a user or a notebook parameter, made absolute.
 
     Relative paths are taken relative to the repository root (not the working directory),
-    so ``DATA_ROOT = "data/raw"`` means the same folder from a notebook and from a shell.
+    so ``DATA_ROOT = "data/raw"`` means the same folder from a notebook and from a shell; an
+    installed package takes them relative to the working directory.
     """
     return raw_data_dir() if data_root is None else in_repository(data_root)
 
 
 def in_repository(path: str | os.PathLike) -> Path:
-    """``path`` made absolute, a relative path being taken relative to the repository root."""
+    """``path`` made absolute, a relative path being taken relative to :func:`base_dir` (the
+    repository root in a checkout, the working directory for an installed package)."""
     path = Path(path).expanduser()
-    return path if path.is_absolute() else PROJECT_ROOT / path
+    return path if path.is_absolute() else base_dir() / path
 
 
 def default_results_dir(profile: str) -> Path:
     """The results folder a profile's entry names (:attr:`kesl_utils.profiles.Profile.results`), absolute.
 
     ``"custom"`` (a Config made by hand) has one too. No default profile: the argument is required.
+    An installed package (not a checkout) uses ``./kesl-results/<profile>`` under the working
+    directory instead: never a folder inside the installation.
     """
-    return in_repository(profiles.results_folder(profile))
+    folder = profiles.results_folder(profile)
+    return in_repository(folder) if IN_CHECKOUT else Path.cwd() / INSTALLED_RESULTS / profile
 
 
 def _inside(results_dir: str | os.PathLike, name: str) -> Path:

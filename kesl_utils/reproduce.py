@@ -33,9 +33,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import nbformat
-
-from . import names, paths, profiles, tables
+from . import extras, names, paths, profiles, tables
 from .context import RunContext, from_environment
 from .paper import TITLES
 from .records import git_commit, load_records
@@ -181,7 +179,7 @@ def run_notebooks(notebooks: list[Path], *, context: RunContext, data_root: str,
     The kernels run with :func:`kernel_environment` of ``context``; the runs they start are
     reported here as they go (:class:`RunProgress`, with the plan's ``estimates`` for the series' ETA).
     """
-    import papermill as pm
+    pm = extras.require("papermill", "make reproduce (running the notebooks)")
 
     output_dir.mkdir(parents=True, exist_ok=True)
     log = output_dir / "progress.jsonl"
@@ -342,6 +340,7 @@ def publish_notebooks(executed_dir: Path, target_dir: Path) -> list[Path]:
     over the removed cell, so they read 1, 2, 3, … as in a top-to-bottom run in JupyterLab.
     """
 
+    nbformat = extras.require("nbformat", "publishing the executed notebooks")
     written = []
     for executed in sorted(executed_dir.glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(executed, as_version=4)

@@ -61,9 +61,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from .extras import MissingExtra, check_installed, require
-from .paths import PROJECT_ROOT
+from .paths import IN_CHECKOUT, PROJECT_ROOT
 
-NLTK_DATA_DIR = PROJECT_ROOT / ".nltk_data"
+NLTK_DATA_DIR = PROJECT_ROOT / ".nltk_data" if IN_CHECKOUT else Path.home() / "nltk_data"  # nltk's own default
 """Project-local nltk data folder (git-ignored); always on ``nltk.data.path``.
 
 Read at call time (as is everything derived from it, see :func:`wordnet_dir`), so tests can

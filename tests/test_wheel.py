@@ -195,16 +195,17 @@ def test_console_script_from_the_wheel(site, outside):
     assert done.stderr == ""
 
 
-@pytest.mark.xfail(strict=False, reason="results folder outside the repository: run context lands at merge")
 def test_smoke_run_from_the_wheel_writes_its_record_under_the_working_directory(site, outside):
     out = python_outside(site, outside, """
         from kesl_utils import records
+        from kesl_utils.context import RunContext
         from kesl_utils.experiments import profile_config
         from kesl_utils.train import run
 
-        record = run(profile_config("smoke", "cub", loss="kesl"), device="cpu", quiet=True)
+        context = RunContext.for_profile("smoke", device="cpu", progress=False)
+        record = run(profile_config("smoke", "cub", loss="kesl"), context=context)
         print(record.run_id)
-        print(records.record_path(record.run_id, record.profile))
+        print(records.record_path(record.run_id, context.results_dir))
         """, timeout=600)
     run_id, where = out.split()[-2:]
     installed = [p for p in site.rglob(f"{run_id}.json")]
