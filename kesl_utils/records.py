@@ -199,9 +199,14 @@ def machine_description() -> str:
     return f"{model}, {os.cpu_count()} cores, {vector}"
 
 
+#: The files whose changes change what a run computes: a record's commit is "-dirty" only if these
+#: differ from it (committing records, notebooks or prose while a long run goes on changes nothing).
+CODE_PATHS = ("kesl_utils", "pyproject.toml")
+
+
 def git_commit() -> str:
-    """``git rev-parse HEAD`` of the project, ``"-dirty"`` appended if tracked files changed;
-    ``"unknown"`` outside a git checkout or before the first commit."""
+    """``git rev-parse HEAD`` of the project, ``"-dirty"`` appended if the library's code
+    (:data:`CODE_PATHS`) differs from it; ``"unknown"`` outside a git checkout or before the first commit."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=paths.PROJECT_ROOT, capture_output=True,
                               text=True, timeout=10)
@@ -210,7 +215,7 @@ def git_commit() -> str:
         if head.returncode != 0:
             return "unknown"
         commit = head.stdout.strip()
-        status = git("status", "--porcelain", "--untracked-files=no")
+        status = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
         return commit + ("-dirty" if status.returncode == 0 and status.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

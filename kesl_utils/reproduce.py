@@ -26,14 +26,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
+import statistics
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Optional
 
-from . import extras, names, paths, profiles, tables
+import pandas as pd
+
+from . import comparison, extras, names, ncm, paths, profiles, tables
 from .context import RunContext, from_environment
 from .paper import TITLES
 from .records import git_commit, load_records
@@ -231,23 +235,27 @@ def write_summary(profile: str, timings: list[dict], data_root: str, results_dir
 
 
 def write_results_readme(profile: str, results_dir: Path) -> Path:
-    """Assemble ``<results_dir>/README.md`` from ``reproduce.json``, the records, tables and figures."""
+    """Assemble ``<results_dir>/README.md`` from ``reproduce.json``, the records, tables and figures.
+
+    Every number on the page is computed here from those files. Links point at files git keeps (the
+    committed notebooks under ``notebooks/``, the tables and figures of this folder), so they resolve
+    on the web; the provenance is the commit of the code that trained the records (:func:`provenance`).
+    """
     root = Path(results_dir)
     summary_file = root / "reproduce.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    records = [r for r in load_records(root) if r.config.get("profile") == profile]
     lines = ["# Results", ""]
     lines += [f"- profile: `{profile}`",
-              f"- date: {summary.get('date', 'unknown')}",
-              f"- git commit: `{summary.get('git_commit', 'unknown')}`",
-              f"- wall time of this `make reproduce` (cached runs are not retrained): "
-              f"{summary.get('total_seconds', float('nan')) / 60:.1f} min", ""]
-    records = [r for r in load_records(root) if r.config.get("profile") == profile]
+              f"- date of the last `make reproduce`: {summary.get('date', 'unknown')}",
+              f"- its wall time (cached runs are not retrained): {summary.get('total_seconds', float('nan')) / 60:.1f} min"]
     if records:
         # Training time comes from the records, so a re-run that found every run cached still reports
         # what the runs cost when they were trained.
         hours = sum(r.wall_time_s for r in records) / 3600
-        devices = ", ".join(sorted({r.device for r in records}))
-        lines.insert(-1, f"- training time in the {len(records)} `{profile}` run records: {hours:.2f} h ({devices})")
+        machines = "; ".join(sorted({r.machine or r.device for r in records}))
+        lines.append(f"- training time in the {len(records)} `{profile}` run records: {hours:.2f} h ({machines})")
+    lines += provenance(records) + [""]
     if profile != "paper":
         lines += ["> **Not a reproduction of the paper's numbers.** In the `" + profile + "` profile every dataset is a "
                   "synthetic stand-in (generated images whose classes follow the real CUB taxonomy or WordNet subnet), "
@@ -256,13 +264,14 @@ def write_results_readme(profile: str, results_dir: Path) -> Path:
                   "real datasets. Compare the *gains* (Ours − Baseline, paired by seed), not the absolute accuracies.",
                   ""]
     if records:
-        lines += where_the_time_goes(records) + what_this_run_can_show(profile, records)
+        lines += where_the_time_goes(records) + what_this_run_can_show(profile, records, root)
     if summary.get("notebooks"):
-        lines += ["Executed copies are in `notebooks/` next to this page (git-ignored); the committed "
-                  "[`../notebooks/`](../notebooks/) hold the outputs of the run published with "
-                  "`python -m kesl_utils.reproduce --report-only --publish`.", ""]
-        lines += ["| notebook | seconds |", "|---|---|"]
-        lines += [f"| [{t['notebook']}](notebooks/{t['notebook']}) | {t['seconds']:.0f} |" for t in summary["notebooks"]]
+        lines += ["## The notebooks", "",
+                  "The committed notebooks hold the outputs of this run (published with "
+                  "`python -m kesl_utils.reproduce --report-only --publish`).", "",
+                  "| notebook | seconds in the last `make reproduce` |", "|---|---|"]
+        lines += [f"| [{t['notebook']}](../notebooks/{t['notebook']}) | {t['seconds']:.0f} |"
+                  for t in summary["notebooks"]]
         lines.append("")
         ran = {t["notebook"] for t in summary["notebooks"]}
         series = sorted(p.name for p in (paths.PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -282,6 +291,29 @@ def write_results_readme(profile: str, results_dir: Path) -> Path:
     return paths.atomic_write_text(root / "README.md", "\n".join(lines))
 
 
+def provenance(records) -> list[str]:
+    """Markdown lines naming the commit(s) of the code that trained ``records``.
+
+    A record's ``git_commit`` is the commit of the library's code when it trained
+    (:func:`kesl_utils.records.git_commit`: "-dirty" only if the code itself differed from it). A
+    record trained from uncommitted code is said to be so, run by run: no dirty provenance is
+    presented as a clean one.
+    """
+    if not records:
+        return []
+    commits: dict[str, int] = {}
+    for record in records:
+        commits[record.git_commit] = commits.get(record.git_commit, 0) + 1
+    clean = {c: n for c, n in commits.items() if not c.endswith("-dirty") and c != "unknown"}
+    lines = ["- code that trained the records: " + ", ".join(f"`{c[:12]}` ({n} runs)" for c, n in sorted(clean.items()))
+             if clean else "- code that trained the records: no clean commit"]
+    unclean = {c: n for c, n in commits.items() if c not in clean}
+    if unclean:
+        lines.append("- **trained from uncommitted or unknown code:** " + ", ".join(
+            f"`{c}` ({n} runs)" for c, n in sorted(unclean.items())))
+    return lines
+
+
 def where_the_time_goes(records) -> list[str]:
     """Markdown lines: training time summed from the records per dataset × backbone × stage."""
     groups: dict[tuple, list] = {}
@@ -297,37 +329,74 @@ def where_the_time_goes(records) -> list[str]:
     return lines + ["", "Summed from each record's `wall_time_s` (resumed segments included).", ""]
 
 
-def what_this_run_can_show(profile: str, records) -> list[str]:
-    """Markdown lines: what the paired intervals of this run can and cannot resolve, from its numbers."""
+def comparisons(profile: str, records, results_dir) -> pd.DataFrame:
+    """Every comparison of the five tables (:func:`kesl_utils.tables.gains`), with its table and the
+    identity of the runs it compares (``pair``: the baseline's and the treatment's run ids), so that a
+    comparison several tables share (e.g. CUB KESL − CE in Tables 1, 4 and 5) is counted once."""
     rows = []
     for name in TABLE_ORDER:
-        if name in TABLES:
-            gain_table = tables.gains(name, records, profile=profile)
-            rows += [dict(row, table=name) for row in gain_table.to_dict("records")]
-    measured = [r for r in rows if r["n_seeds"] >= 2]
+        if name not in TABLES:
+            continue
+        spec = TABLES[name]
+        references = ncm.references(spec.configs(profile), results_dir)
+        gain_table = tables.gains(name, records, profile=profile, references=references)
+        for comparison_, row in zip(spec.comparisons, gain_table.to_dict("records")):
+            pair = tuple(tuple(sorted(c.run_id for c in spec.row(key).configs(profile)))
+                         for key in (comparison_.baseline, comparison_.ours))
+            rows.append(dict(row, table=name, pair=pair))
+    return pd.DataFrame(rows)
+
+
+def power_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per *distinct* comparison (same runs, whatever table shows it): where it appears, the
+    paper's gain(s), the paired seeds, this run's 95 % half-width against half the paper's smallest
+    gain (what a run needs to tell a gain of that size from zero) and 1 point, and its reading."""
+    out = []
+    for pair, group in frame.groupby("pair", sort=False):
+        first = group.iloc[0]
+        half = (first["ci_high"] - first["ci_low"]) / 2 if first["n_seeds"] >= 2 else math.nan
+        papers = sorted({float(p) for p in group["paper"]})
+        target = min(abs(p) for p in papers) / 2
+        out.append({"comparison": " = ".join(dict.fromkeys(f"{r.table}: {r.comparison}" for r in group.itertuples())),
+                    "paper gain": ", ".join(f"{p:+.1f}" for p in papers), "seeds": int(first["n_seeds"]),
+                    "half-width": half, "½ |paper gain|": target,
+                    "resolves ½ paper gain": "—" if math.isnan(half) else ("yes" if half <= target else "no"),
+                    "within 1 point": "—" if math.isnan(half) else ("yes" if half <= 1.0 else "no"),
+                    "readings": "; ".join(dict.fromkeys(group["verdict"]))})
+    return pd.DataFrame(out)
+
+
+def what_this_run_can_show(profile: str, records, results_dir) -> list[str]:
+    """Markdown lines: what the paired intervals of this run can and cannot resolve (the power
+    table over distinct comparisons) and how each reads, all computed from the records."""
+    frame = comparisons(profile, records, results_dir)
     lines = ["## What this run can and cannot show", ""]
-    if not measured:
-        return lines + ["No comparison has two or more paired seeds yet: no interval, no verdict.", ""]
-    half = sorted((r["ci_high"] - r["ci_low"]) / 2 for r in measured)
-    detectable = [r for r in measured if (r["ci_high"] - r["ci_low"]) / 2 < abs(r["paper"])]
-    significant = [r for r in measured if r["ci_low"] > 0 or r["ci_high"] < 0]
-    seeds = sorted({int(r["n_seeds"]) for r in measured})
-    not_learned = [r for r in measured if not r["learned"]]
-    missing = [r for r in rows if r["n_seeds"] == 0]
+    if frame.empty:
+        return lines + ["No comparison is defined.", ""]
+    power = power_table(frame)
+    measured = power[power["seeds"] >= 2]
+    if measured.empty:
+        return lines + ["No comparison has two or more paired seeds yet: no interval, no reading.", ""]
+    halves = measured["half-width"]
+    counts = measured["readings"].value_counts()
     lines += [
-        f"- {len(measured)} of {len(rows)} comparisons have paired seeds ({', '.join(map(str, seeds))} per "
-        f"comparison); {len(missing)} have no finished run.",
-        f"- Half-width of their 95 % intervals: median {half[len(half) // 2]:.1f} points, smallest {half[0]:.1f}, "
-        f"largest {half[-1]:.1f}. The paper's gains are {min(abs(r['paper']) for r in measured):.1f}–"
-        f"{max(abs(r['paper']) for r in measured):.1f} points in size, so only {len(detectable)} of these "
-        f"comparisons could have told an effect of the paper's size from zero.",
-        f"- {len(significant)} interval(s) exclude zero: "
-        + ("; ".join(f"{r['comparison']} ({r['table']}: {r['this_run']:+.1f} [{r['ci_low']:+.1f}, "
-                     f"{r['ci_high']:+.1f}], {r['verdict']})" for r in significant) or "none") + ".",
-        f"- {len(not_learned)} comparison(s) involve an arm below 5 × chance and measure nothing.",
-        "- It cannot show anything about real images, nor compare absolute accuracies with the paper; a single run's "
-        "difference is noise (runs are bit-exact on one machine, not across machines): only the seeds measure the "
-        "spread.", ""]
+        f"- {len(power)} distinct comparisons (a comparison several tables show counts once; the tables hold "
+        f"{len(frame)}); {len(measured)} have two or more paired seeds, {len(power) - len(measured)} have none.",
+        f"- Half-width of their 95 % intervals: median {statistics.median(halves):.2f} points, smallest "
+        f"{halves.min():.2f}, largest {halves.max():.2f}; {int((measured['resolves ½ paper gain'] == 'yes').sum())} "
+        f"of {len(measured)} are at most half the paper's gain, {int((measured['within 1 point'] == 'yes').sum())} "
+        "at most 1 point.",
+        "- Readings: " + "; ".join(f"{text} ({n})" for text, n in counts.items()) + ".",
+        "- The CUB runs of one seed share one pretraining run (the backbone's synthetic ImageNet stand-in, seed "
+        "100): the interval measures the spread over fine-tuning seeds and stand-in datasets, not over "
+        "pretrainings, so it is narrower than a protocol that re-pretrains per seed would give.",
+        "- It cannot show anything about real images, nor compare absolute accuracies with the paper; a single "
+        "run's difference is noise (runs are bit-exact on one machine, not across machines): only the seeds "
+        "measure the spread.", "",
+        "### Power: each distinct comparison's interval against the paper's gain", "",
+        comparison.to_markdown(power.assign(**{
+            "half-width": [("—" if math.isnan(v) else f"{v:.2f}") for v in power["half-width"]],
+            "½ |paper gain|": [f"{v:.2f}" for v in power["½ |paper gain|"]]})), ""]
     return lines
 
 

@@ -44,14 +44,17 @@ def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path):
     metrics = {"top1": 1.0, "top5": 1.0, "mistake_severity": 1.0, "hdist@1": 1.0, "hdist@5": 1.0, "ece": 0.1}
     for i, seconds in enumerate((1800.0, 1800.0)):
         save_record(RunRecord(run_id=f"r{i}", config={"profile": "quick"}, wall_time_s=seconds, device="cpu",
-                              metrics=metrics), tmp_path)
+                              machine="AMD EPYC, 2 cores, avx512", git_commit="a" * 40, metrics=metrics), tmp_path)
     save_record(RunRecord(run_id="s", config={"profile": "smoke"}, wall_time_s=7.0, device="cpu", metrics=metrics), tmp_path)
     text = reproduce.write_results_readme("quick", tmp_path).read_text()
-    assert "training time in the 2 `quick` run records: 1.00 h (cpu)" in text
+    assert "training time in the 2 `quick` run records: 1.00 h (AMD EPYC, 2 cores, avx512)" in text
+    assert f"code that trained the records: `{'a' * 12}` (2 runs)" in text and "dirty" not in text
     assert "profile: `quick`" in text and "(cached runs are not retrained): 10.0 min" in text
     assert "Not a reproduction of the paper's numbers" in text
     assert "### Table 1" in text and "figures/cub_comparison_quick.png" in text
-    assert "| [03_cub_comparison.ipynb](notebooks/03_cub_comparison.ipynb) | 600 |" in text
+    # links resolve on the web: the committed notebook, never the git-ignored executed copy
+    assert "| [03_cub_comparison.ipynb](../notebooks/03_cub_comparison.ipynb) | 600 |" in text
+    assert "](notebooks/" not in text
     assert "**Not run for this page:** 00_environment.ipynb, 01_hierarchy_graphs.ipynb, 02_soft_label_matrices.ipynb, " \
            "04_general_recognition.ipynb" in text
 
@@ -76,9 +79,19 @@ def test_results_readme_says_what_the_intervals_can_resolve(tmp_path):
     text = reproduce.write_results_readme("quick", tmp_path).read_text()
     half = stats.t.ppf(0.975, 2) * np.std([2.0, 2.5, 3.0], ddof=1) / np.sqrt(3)
     assert "## What this run can and cannot show" in text
-    assert f"median {half:.1f} points, smallest {half:.1f}" in text
-    # the same six runs are Table 1's comparison, Table 4's "paper setting vs only CE" and Table 5's ResNet-18 row
-    assert "3 interval(s) exclude zero: " in text and "Ours − Baseline (CUB) (cub_comparison: +2.5 [" in text
+    # the same six runs are Table 1's comparison, Table 4's "paper setting vs only CE" and Table 5's
+    # ResNet-18 row: one distinct comparison, whatever tables show it
+    assert "; 1 have two or more paired seeds" in text
+    assert f"median {half:.2f} points, smallest {half:.2f}, largest {half:.2f}" in text
+    power = text[text.index("### Power"):]
+    row = next(line for line in power.splitlines() if line.startswith("| cub_comparison: Ours − Baseline (CUB)"))
+    assert "backbone_ablation: Ours − Baseline (ResNet-18)" in row and "hyperparameter_ablation: row 9" in row
+    assert f"| {half:.2f} |" in row and "+0.7, +1.3" in row
+    # no stored no-learning reference in this folder: the reading says so rather than guessing
+    assert "no reading: the no-learning reference of these images is missing" in row
+    assert "a dirty" not in text and "-dirty" not in text
+    dirty = RunRecord(run_id="x", config={"profile": "quick"}, git_commit="b" * 40 + "-dirty")
+    assert reproduce.provenance([dirty])[-1] == f"- **trained from uncommitted or unknown code:** `{'b' * 40}-dirty` (1 runs)"
     assert "| cub | resnet18 | fine-tune | 6 | 6.0 | 1.0 |" in text
 
 
