@@ -62,9 +62,9 @@ def profile_config(profile_name: str, dataset: str, **overrides) -> Config:
     return Config(**data)
 
 
-def profile_seeds(profile_name: str) -> tuple:
-    """The seeds a table row runs in ``profile_name``."""
-    return tuple(profile(profile_name).seeds)
+def profile_seeds(profile_name: str, dataset: Optional[str] = None, *, headline: bool = False) -> tuple:
+    """The seeds a table row of ``dataset`` runs in ``profile_name`` (:meth:`Profile.seeds_of`)."""
+    return profile(profile_name).seeds_of(dataset, headline=headline)
 
 
 def with_seeds(configs: Iterable[Config], seeds: Iterable[int]) -> list[Config]:

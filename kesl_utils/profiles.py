@@ -85,6 +85,11 @@ class Profile:
     name: the profile's id (``Config.profile``, ``PROFILE`` of the notebooks).
     results: its results folder, relative to the repository (or absolute).
     base: Config fields of every run. seeds: the seeds of a table row.
+    headline_seeds: dataset → the seeds of the rows of the paper's headline comparisons (Tables 1, 2
+        and 5: :attr:`kesl_utils.table_specs.Row.headline`) where power needs more than ``seeds``
+        (issue 20: a 95 % half-width of at most half the paper's gain, or 1 point where that is
+        unaffordable); datasets not named use ``seeds``. They start with ``seeds``, so the other
+        tables' rows that share a config share its first runs.
     datasets / backbones: Config fields changed for one dataset or one backbone.
     paper_budgets: every dataset gets its registry entry's ``paper_budget`` (image size, batch,
         ImageNet weights, backbone lr), applied after ``base`` and before ``datasets``.
@@ -99,6 +104,7 @@ class Profile:
     results: str
     base: Mapping
     seeds: tuple
+    headline_seeds: Mapping = field(default_factory=dict)
     datasets: Mapping = field(default_factory=dict)
     backbones: Mapping = field(default_factory=dict)
     paper_budgets: bool = False
@@ -113,6 +119,16 @@ class Profile:
         if not self.seeds:
             raise ValueError(f"profile {self.name!r}: seeds must name at least one seed")
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        headline = {dataset: tuple(int(s) for s in seeds) for dataset, seeds in dict(self.headline_seeds).items()}
+        for dataset, seeds in headline.items():
+            if seeds[:len(self.seeds)] != self.seeds:
+                raise ValueError(f"profile {self.name!r}: headline_seeds[{dataset!r}] = {seeds} must start with the "
+                                 f"profile's seeds {self.seeds}, so that rows sharing a config share its runs")
+        object.__setattr__(self, "headline_seeds", headline)
+
+    def seeds_of(self, dataset: Optional[str] = None, *, headline: bool = False) -> tuple:
+        """The seeds of a table row of ``dataset``: ``headline_seeds`` for a headline row, else ``seeds``."""
+        return self.headline_seeds.get(dataset, self.seeds) if headline else self.seeds
 
     def dataset_fields(self, dataset: str) -> dict:
         """The Config fields this profile sets for ``dataset`` on top of ``base``."""

@@ -40,6 +40,8 @@ class Row:
     the numbers (method, backbone, …). paper: the paper's top-1 (as we read it). dataset: the
     dataset its runs use, or ``None`` for a row quoted from the paper and not run here.
     overrides: the method (loss, its parameters, lr, backbone) on top of the profile's budget.
+    headline: a row of one of the paper's headline comparisons (Tables 1, 2 and 5): it runs the
+    profile's headline seeds of its dataset (:meth:`kesl_utils.profiles.Profile.seeds_of`).
     """
 
     key: str
@@ -47,6 +49,7 @@ class Row:
     paper: float
     dataset: Optional[str] = None
     overrides: dict = field(default_factory=dict)
+    headline: bool = False
 
     @property
     def runs_here(self) -> bool:
@@ -59,7 +62,7 @@ class Row:
         return experiments.profile_config(profile, self.dataset, **self.overrides)
 
     def seeds(self, profile: str) -> tuple:
-        return experiments.profile_seeds(profile)
+        return experiments.profile_seeds(profile, self.dataset, headline=self.headline)
 
     def configs(self, profile: str, seeds=None) -> list[Config]:
         """The row's configs in ``profile``, one per seed (``seeds``: the profile's by default)."""
@@ -111,7 +114,7 @@ def _cub_comparison() -> TableSpec:
         method = {"Baseline": BASELINE, "Ours": OURS}.get(record.method)
         key = record.method.lower() if method is not None else record.method
         rows.append(Row(key, {"method": record.method, "backbone": record.backbone}, record.top1,
-                        "cub" if method is not None else None, dict(method or {})))
+                        "cub" if method is not None else None, dict(method or {}), headline=method is not None))
     return TableSpec("cub_comparison", paper.TITLES["cub_comparison"], tuple(rows),
                      (Comparison("Ours − Baseline (CUB)", "baseline", "ours"),), ("method", "backbone"))
 
@@ -123,7 +126,7 @@ def _general_recognition() -> TableSpec:
         method = BASELINE if record.method == "Baseline" else OURS
         rows.append(Row(f"{record.dataset}/{record.method.lower()}",
                         {"dataset": record.dataset_name, "method": record.method}, record.top1, record.dataset,
-                        dict(method)))
+                        dict(method), headline=True))
     for dataset, name in dict(zip(frame["dataset"], frame["dataset_name"])).items():
         comparisons.append(Comparison(f"Ours − Baseline ({name})", f"{dataset}/baseline", f"{dataset}/ours"))
     return TableSpec("general_recognition", paper.TITLES["general_recognition"], tuple(rows), tuple(comparisons),
@@ -175,7 +178,7 @@ def _backbone_ablation() -> TableSpec:
         method = BASELINE if record.method == "Baseline" else OURS
         rows.append(Row(f"{record.backbone}/{record.method.lower()}",
                         {"backbone": record.backbone_name, "method": record.method}, record.top1, "cub",
-                        dict(method, backbone=record.backbone)))
+                        dict(method, backbone=record.backbone), headline=True))
     for backbone, name in dict(zip(frame["backbone"], frame["backbone_name"])).items():
         comparisons.append(Comparison(f"Ours − Baseline ({name})", f"{backbone}/baseline", f"{backbone}/ours"))
     return TableSpec("backbone_ablation", paper.TITLES["backbone_ablation"], tuple(rows), tuple(comparisons),

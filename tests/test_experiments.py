@@ -189,3 +189,21 @@ def test_quick_budget_is_the_calibrated_one():
     assert r50.warmup_epochs == 1 and r50.pretrain_run.warmup_epochs == 1
     mini = experiments.profile_config("quick", "mini_imagenet")
     assert (mini.n_per_class, mini.epochs, mini.pretrain_run) == (12, 10, None)
+
+
+def test_headline_rows_run_the_profiles_headline_seeds_and_share_their_first_runs(monkeypatch):
+    from kesl_utils import profiles
+    from kesl_utils.table_specs import table_spec
+
+    smoke = profiles.PROFILES["smoke"]
+    monkeypatch.setitem(profiles.PROFILES, "smoke", profiles.Profile(
+        **{**smoke.__dict__, "seeds": (0, 1), "headline_seeds": {"cub": (0, 1, 2, 3)}}))
+    table1, table4 = table_spec("cub_comparison"), table_spec("hyperparameter_ablation")
+    headline = table1.row("baseline").configs("smoke")
+    ablation = table4.row("row1").configs("smoke")  # only L_CE: the same config, not a headline row
+    assert [c.seed for c in headline] == [0, 1, 2, 3] and [c.seed for c in ablation] == [0, 1]
+    assert [c.run_id for c in ablation] == [c.run_id for c in headline[:2]]
+    # a dataset without headline seeds of its own runs the profile's seeds
+    assert [c.seed for c in table_spec("general_recognition").row("mini_imagenet/baseline").configs("smoke")] == [0, 1]
+    with pytest.raises(ValueError, match="must start with the profile's seeds"):
+        profiles.Profile(**{**smoke.__dict__, "seeds": (0, 1), "headline_seeds": {"cub": (1, 2, 3)}})
