@@ -514,14 +514,14 @@ def plan(profile: str = "quick", *, results_dir=None, data_root=None, throughput
 
 
 def with_estimates(frame: pd.DataFrame, throughput) -> pd.DataFrame:
-    """``frame`` with images_per_s (every run) and est_minutes (missing runs) from ``throughput``
-    (as in :func:`estimate_minutes`)."""
+    """``frame`` with images_per_s and est_minutes of every run, cached or not (what it costs from
+    scratch on this machine; the totals count the missing ones), from ``throughput`` (as in
+    :func:`estimate_minutes`)."""
     frame = frame.copy()
     rates = [_lookup(throughput, row) for row in frame.itertuples()]
     images = frame["train_images"] + FORWARD_FACTOR * frame["eval_images"]
     frame["images_per_s"] = rates
-    frame["est_minutes"] = [n / rate / 60 if status == "missing" and rate > 0 else math.nan
-                            for n, rate, status in zip(images, rates, frame["status"])]
+    frame["est_minutes"] = [n / rate / 60 if rate > 0 else math.nan for n, rate in zip(images, rates)]
     return frame
 
 
@@ -537,6 +537,44 @@ def totals(frame: pd.DataFrame) -> pd.DataFrame:
     out = {stem: summary(rows) for stem, rows in frame.groupby("notebook", sort=False)}
     out["all"] = summary(frame)
     return pd.DataFrame.from_dict(out, orient="index")
+
+
+README_BEGIN = "<!-- plan:{profile} begin: python -m kesl_utils plan --profile {profile} --readme README.md -->"
+README_END = "<!-- plan:{profile} end -->"
+
+
+def readme_block(frame: pd.DataFrame, table: pd.DataFrame, *, machine: str) -> str:
+    """The README's statement of what ``frame``'s profile costs, from scratch, on ``machine``:
+    the images/s figures it was estimated with, then runs and minutes per notebook (the sums of the
+    written plan's ``est_minutes``, which a test recomputes from the committed plan file)."""
+    profile = frame.attrs.get("profile", "?")
+    rates = "; ".join(f"{r.backbone} {r.images_per_s:.0f} images/s at {int(r.image_size)} px "
+                      f"({'from ' + str(r.runs) + ' runs' if r.source == 'records' else 'calibration'})"
+                      for r in table.itertuples())
+    lines = [README_BEGIN.format(profile=profile),
+             f"Estimated by the run plan on {machine} ({rates or 'no images/s figure'}):", "",
+             "| notebook | runs | minutes from scratch |", "|---|---|---|"]
+    for stem, rows in frame.groupby("notebook", sort=False):
+        known = rows["est_minutes"].dropna()
+        lines.append(f"| {stem} | {len(rows)} | {known.sum():.0f}"
+                     + (f" (+{len(rows) - len(known)} runs without an estimate)" if len(known) < len(rows) else "")
+                     + " |")
+    known = frame["est_minutes"].dropna()
+    lines += [f"| all | {len(frame)} | {known.sum():.0f} ({known.sum() / 60:.1f} h) |", "", README_END.format(profile=profile)]
+    return "\n".join(lines)
+
+
+def update_readme(path, block: str, profile: str) -> bool:
+    """Replace the plan block of ``profile`` in the Markdown file ``path``; False if it has none."""
+    from pathlib import Path
+
+    text = Path(path).read_text(encoding="utf-8")
+    begin, end = README_BEGIN.format(profile=profile), README_END.format(profile=profile)
+    if begin not in text or end not in text:
+        return False
+    head, rest = text.split(begin, 1)
+    Path(path).write_text(head + block + rest.split(end, 1)[1], encoding="utf-8")
+    return True
 
 
 def write_plan(frame: pd.DataFrame, path) -> None:
@@ -609,6 +647,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="which images/s figure to use where both exist (default: records)")
     parser.add_argument("--write", metavar="PATH", help="write the plan as CSV (deterministic: sorted, no timestamp)")
     parser.add_argument("--summary", action="store_true", help="totals only, not one line per run")
+    parser.add_argument("--readme", metavar="PATH", help="rewrite the profile's plan block in this Markdown file")
     return parser
 
 
@@ -629,6 +668,11 @@ def run(args: argparse.Namespace, echo=print) -> int:
     if args.write:
         write_plan(frame, args.write)
         echo(f"wrote {_display_path(args.write)}")
+    if args.readme:
+        block = readme_block(frame, table, machine=_this_device())
+        if not update_readme(args.readme, block, args.profile):
+            raise SystemExit(f"{args.readme} has no block {README_BEGIN.format(profile=args.profile)!r}")
+        echo(f"updated the plan block of {_display_path(args.readme)}")
     return 0
 
 

@@ -176,3 +176,20 @@ def test_command_line_prints_totals_and_writes_the_file(results_dir, tmp_path, c
     out = capsys.readouterr().out
     assert "03_cub_comparison" in out and "\nall " in out
     assert (tmp_path / "plan.csv").read_text().startswith(",".join(plan.FILE_COLUMNS) + "\n")
+
+
+def test_readme_block_states_the_plans_minutes_per_notebook(tmp_path):
+    frame = pd.DataFrame({"notebook": ["03_a", "03_a", "04_b"], "est_minutes": [1.25, 2.0, float("nan")]})
+    frame.attrs["profile"] = "quick"
+    table = pd.DataFrame([{"backbone": "resnet18", "image_size": 32, "images_per_s": 612.4, "source": "records",
+                           "runs": 7}])
+    block = plan.readme_block(frame, table, machine="AMD EPYC, 2 cores, avx512")
+    assert "on AMD EPYC, 2 cores, avx512 (resnet18 612 images/s at 32 px (from 7 runs))" in block
+    assert "| 03_a | 2 | 3 |" in block and "| 04_b | 1 | 0 (+1 runs without an estimate) |" in block
+    assert "| all | 3 | 3 (0.1 h) |" in block
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n" + plan.README_BEGIN.format(profile="quick") + "\nold\n"
+                      + plan.README_END.format(profile="quick") + "\nrest\n")
+    assert plan.update_readme(readme, block, "quick")
+    assert readme.read_text() == "intro\n" + block + "\nrest\n"
+    assert not plan.update_readme(readme, block, "smoke")  # no smoke block: nothing written
