@@ -72,6 +72,28 @@ def resolve(target: ImportTarget, what: str = "target"):
 
 
 # -- backbones -----------------------------------------------------------------------------------
+class Registry(dict):
+    """name → entry for one kind of thing (backbones, datasets, profiles): adding one is one
+    :meth:`register` call, looking one up is :meth:`lookup`, which names every entry when it fails.
+    A ``dict``, so reading it (``name in BACKBONES``, iteration) needs nothing more."""
+
+    def __init__(self, kind: str, entry_type: type):
+        super().__init__()
+        self.kind, self.entry_type = kind, entry_type
+
+    def register(self, entry):
+        """Add ``entry`` (replacing one of the same ``name``) and return it."""
+        if not isinstance(entry, self.entry_type):
+            raise TypeError(f"register_{self.kind} takes a {self.entry_type.__name__}, got {type(entry).__name__}")
+        self[entry.name] = entry
+        return entry
+
+    def lookup(self, name: str):
+        """The entry called ``name``; ``ValueError`` listing the entries otherwise."""
+        check_choice(self.kind, name, self)
+        return self[name]
+
+
 @dataclass(frozen=True)
 class BackboneSpec:
     """One backbone of the series.
@@ -102,22 +124,9 @@ class BackboneSpec:
                              f"got {self.head!r}")
 
 
-#: name → :class:`BackboneSpec`, filled by :func:`register_backbone`.
-BACKBONES: dict[str, BackboneSpec] = {}
-
-
-def register_backbone(spec: BackboneSpec) -> BackboneSpec:
-    """Add ``spec`` to :data:`BACKBONES` (replacing an entry of the same name) and return it."""
-    if not isinstance(spec, BackboneSpec):
-        raise TypeError(f"register_backbone takes a BackboneSpec, got {type(spec).__name__}")
-    BACKBONES[spec.name] = spec
-    return spec
-
-
-def backbone_spec(name: str) -> BackboneSpec:
-    """The registry entry of ``name``; ``ValueError`` listing the backbones otherwise."""
-    check_choice("backbone", name, BACKBONES)
-    return BACKBONES[name]
+#: name → :class:`BackboneSpec`.
+BACKBONES = Registry("backbone", BackboneSpec)
+register_backbone, backbone_spec = BACKBONES.register, BACKBONES.lookup
 
 
 # -- datasets ------------------------------------------------------------------------------------
@@ -174,22 +183,9 @@ class DatasetSpec:
         object.__setattr__(self, "paper_budget", dict(budget))
 
 
-#: name → :class:`DatasetSpec`, filled by :func:`register_dataset`.
-DATASETS: dict[str, DatasetSpec] = {}
-
-
-def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    """Add ``spec`` to :data:`DATASETS` (replacing an entry of the same name) and return it."""
-    if not isinstance(spec, DatasetSpec):
-        raise TypeError(f"register_dataset takes a DatasetSpec, got {type(spec).__name__}")
-    DATASETS[spec.name] = spec
-    return spec
-
-
-def dataset_spec(name: str) -> DatasetSpec:
-    """The registry entry of ``name``; ``ValueError`` listing the datasets otherwise."""
-    check_choice("dataset", name, DATASETS)
-    return DATASETS[name]
+#: name → :class:`DatasetSpec`.
+DATASETS = Registry("dataset", DatasetSpec)
+register_dataset, dataset_spec = DATASETS.register, DATASETS.lookup
 
 
 # -- validators ----------------------------------------------------------------------------------

@@ -126,6 +126,13 @@ class Profile:
                                  f"profile's seeds {self.seeds}, so that rows sharing a config share its runs")
         object.__setattr__(self, "headline_seeds", headline)
 
+    def part(self, name: str):
+        """The profile's ``sweep`` grid or ``tutorial`` budget; ``ValueError`` if it has none."""
+        chosen = getattr(self, name)
+        if chosen is None:
+            raise ValueError(f"profile {self.name!r} has no {name} (kesl_utils.profiles.Profile.{name})")
+        return chosen
+
     def seeds_of(self, dataset: Optional[str] = None, *, headline: bool = False) -> tuple:
         """The seeds of a table row of ``dataset``: ``headline_seeds`` for a headline row, else ``seeds``."""
         return self.headline_seeds.get(dataset, self.seeds) if headline else self.seeds
@@ -138,22 +145,9 @@ class Profile:
         return fields
 
 
-#: name → :class:`Profile`, filled by :func:`register_profile`.
-PROFILES: dict[str, Profile] = {}
-
-
-def register_profile(entry: Profile) -> Profile:
-    """Add ``entry`` to :data:`PROFILES` (replacing one of the same name) and return it."""
-    if not isinstance(entry, Profile):
-        raise TypeError(f"register_profile takes a Profile, got {type(entry).__name__}")
-    PROFILES[entry.name] = entry
-    return entry
-
-
-def profile(name: str) -> Profile:
-    """The :class:`Profile` called ``name``; ``ValueError`` listing the profiles otherwise."""
-    names.check_choice("profile", name, PROFILES)
-    return PROFILES[name]
+#: name → :class:`Profile`; ``register_profile(entry)`` adds one, ``profile(name)`` looks one up.
+PROFILES = names.Registry("profile", Profile)
+register_profile, profile = PROFILES.register, PROFILES.lookup
 
 
 def profile_names() -> tuple[str, ...]:

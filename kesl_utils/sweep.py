@@ -39,10 +39,7 @@ METHODS = {"CE": BASELINE, "KESL": OURS}
 
 def grid(profile: str) -> Grid:
     """The sweep grid of ``profile`` (its :attr:`kesl_utils.profiles.Profile.sweep`)."""
-    chosen = profiles.profile(profile).sweep
-    if chosen is None:
-        raise ValueError(f"profile {profile!r} has no sweep grid (kesl_utils.profiles.Profile.sweep)")
-    return chosen
+    return profiles.profile(profile).part("sweep")
 
 
 def cell_configs(profile: str, alignment: float, n_per_class: int, noise: float, *, seeds=None) -> dict:

@@ -43,10 +43,7 @@ TABLE_NAME = "your_own_hierarchy"
 
 def budget(profile: str) -> TutorialBudget:
     """The :class:`TutorialBudget` of ``profile`` (its :attr:`kesl_utils.profiles.Profile.tutorial`)."""
-    chosen = profiles.profile(profile).tutorial
-    if chosen is None:
-        raise ValueError(f"profile {profile!r} has no tutorial budget (kesl_utils.profiles.Profile.tutorial)")
-    return chosen
+    return profiles.profile(profile).part("tutorial")
 
 
 # -- the result cache ----------------------------------------------------------------------------------

