@@ -65,8 +65,9 @@ def this_run_accuracy(table: pd.DataFrame, labels: Iterable[str] | None = None, 
     flagged = ~runs["learned"].astype(bool).to_numpy() if "learned" in runs else np.zeros(len(runs), bool)
     if "below_reference" in runs:
         flagged |= runs["below_reference"].astype(bool).to_numpy()
-    ax.bar(x[~flagged], mean[~flagged], width=0.6, color=RUN_COLOUR, yerr=sd[~flagged], capsize=3,
-           label="this run: mean top-1, error bar: sample sd over seeds")
+    if (~flagged).any():
+        ax.bar(x[~flagged], mean[~flagged], width=0.6, color=RUN_COLOUR, yerr=sd[~flagged], capsize=3,
+               label="this run: mean top-1, error bar: sample sd over seeds")
     if flagged.any():
         ax.bar(x[flagged], mean[flagged], width=0.6, yerr=sd[flagged], capsize=3,
                label="below the no-learning reference (or 5 × chance)", **NOT_LEARNED_STYLE)
@@ -78,7 +79,8 @@ def this_run_accuracy(table: pd.DataFrame, labels: Iterable[str] | None = None, 
     drawn = ~np.isnan(reference)
     if drawn.any():
         ax.hlines(reference[drawn], x[drawn] - 0.4, x[drawn] + 0.4, colors="black", linestyles="--", lw=1.2,
-                  label="no-learning reference of the same images (nearest class mean on raw pixels)")
+                  label="no-learning reference of the same images\n(stand-ins: nearest class mean on raw pixels;\n"
+                        "real images: 5 × chance)")
     for xi in x[np.isnan(mean)]:
         ax.annotate("not measured", (xi, 0), xytext=(0, 4), textcoords="offset points", ha="center", va="bottom",
                     fontsize=7, rotation=90, color="#555555")
@@ -86,8 +88,8 @@ def this_run_accuracy(table: pd.DataFrame, labels: Iterable[str] | None = None, 
     ax.set_ylabel("top-1 accuracy (%), this run")
     top = np.nanmax(np.concatenate([mean + sd, reference, [1.0]]))
     ax.set_ylim(0, min(100.0, 1.15 * top))  # from zero: a cut axis would exaggerate the differences
-    ax.set_title(title, pad=30)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=1, fontsize=7, frameon=False)
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return ax
 
@@ -159,6 +161,7 @@ def training_curves(histories: dict[str, list[list[dict]]], *, metric: str = "tr
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.4))
+    epochs: set = set()
     for label, runs in histories.items():
         frames = [pd.DataFrame(h).set_index("epoch")[metric].dropna() for h in runs if h and metric in h[0]]
         frames = [f for f in frames if len(f)]
@@ -169,10 +172,14 @@ def training_curves(histories: dict[str, list[list[dict]]], *, metric: str = "tr
         shown = label
         if last_epoch_gain and len(mean) >= 2:
             shown = f"{label} (last epoch {mean.iloc[-1] - mean.iloc[-2]:+.1f})"
+        epochs |= set(mean.index)
         line, = ax.plot(mean.index, mean.values, marker="o", ms=3, label=shown)
         ax.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.15)
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    if 0 < len(epochs) <= 12:
+        ax.set_xticks(sorted(epochs))
+    else:
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_ylabel(METRIC_LABELS.get(metric, metric.replace("_", " ")))
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)

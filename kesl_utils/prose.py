@@ -93,8 +93,8 @@ def describe_gains(gain_table: pd.DataFrame) -> str:
             numbers = f"{signed(row.this_run)} points, one seed"
         extra = ""
         if row.reading == "not_informative":
-            extra = (f" (Baseline {row.baseline_top1:.1f} %, Ours {row.ours_top1:.1f} %, no-learning reference "
-                     f"{row.reference:.1f} %)")
+            extra = (f" (the arms score {row.ours_top1:.1f} % and {row.baseline_top1:.1f} %, in the comparison's "
+                     f"order; the no-learning reference is {row.reference:.1f} %)")
         lines.append(f"- {row.comparison}: {numbers} (paper: {signed(row.paper)}) — {row.verdict}{extra}.")
     return "\n".join(lines)
 

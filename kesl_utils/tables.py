@@ -287,14 +287,16 @@ def format_gains(gain_table: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
     })
 
 
-def table_title(name: str, table: pd.DataFrame, *, profile: str) -> str:
+def table_title(name: str, table: pd.DataFrame, *, profile: str, plain: bool = False) -> str:
     """The paper table's title, a backbone it names marked as the paper's ("(paper: ResNet-50)"), then the
-    profile and this run's backbones, read from the table's ``this_run_backbone`` column."""
+    profile and this run's backbones, read from the table's ``this_run_backbone`` column. ``plain``: no
+    markdown (a figure's title)."""
     title = table_spec(name).title
     for spec in names.BACKBONES.values():
         title = title.replace(f"({spec.display})", f"(paper: {spec.display})")
     backbones = ", ".join(dict.fromkeys(b for b in table["this_run_backbone"] if b))
-    return f"{title} — profile `{profile}`" + (f", this run: {backbones}" if backbones else "")
+    shown = profile if plain else f"`{profile}`"
+    return f"{title} — profile {shown}" + (f", this run: {backbones}" if backbones else "")
 
 
 def write_table(name: str, table: pd.DataFrame, gain_table: pd.DataFrame, *, profile: str,
@@ -383,9 +385,9 @@ def mistake_summary(name: str, records: Records, *, profile: str, seeds=None) ->
 
 
 def format_mistakes(summary_table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
-    """A display copy of :func:`mistake_summary`."""
+    """A display copy of :func:`mistake_summary`: the row's own columns, this run's backbone and the numbers."""
     numeric = {"this_run_backbone", "mistake_severity", "mistake_severity_sd", "hdist@1", "all_pairs_d", "ratio",
-               "n_seeds"}
+               "n_seeds"} | set(PAPER_COLUMNS.values())  # the paper reports no mistakes: its backbone says nothing here
     shown = summary_table[[c for c in summary_table.columns if c not in numeric]].copy()
     shown[BACKBONE_COLUMN] = summary_table["this_run_backbone"]
     shown["mean d of mistakes"] = [mean_sd(m, s, digits) for m, s in zip(summary_table["mistake_severity"],
