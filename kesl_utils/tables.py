@@ -7,8 +7,9 @@ cell is empty (NaN), never filled in. What a row shows about the run — its bac
 configs of the run ids that filled it, never from the paper's row text (the paper's backbone is kept
 as its own column, "paper backbone"). The paper's number and this run's stand side by side, without
 a difference: on the synthetic stand-ins they are on unrelated scales; the *gains* are what compare.
-On the synthetic stand-ins each table also gets reference rows: the raw-pixel nearest-class-mean classifier on the same images (no learning at all), read
-from the stored reference records (:mod:`kesl_utils.ncm`), never computed here.
+On the synthetic stand-ins each table also gets reference rows: the raw-pixel nearest-class-mean
+classifier on the same images (no learning at all), read from the stored reference records
+(:mod:`kesl_utils.ncm`), never computed here.
 
 :func:`gains` reports each comparison of the spec (row B − row A) paired by seed, with its
 statistics and its reading (:mod:`kesl_utils.comparison`). :func:`report` builds a table from the
@@ -162,8 +163,9 @@ def build_table(name: str, records: Records, *, profile: str, seeds=None,
     (mean top-1 over seeds), ``this_run_sd`` (sample standard deviation), ``n_seeds``, ``chance``,
     ``learned`` (mean ≥ 5 × chance), ``reference`` (the no-learning reference of the row's measured
     seeds, :func:`no_learning_reference`), ``below_reference`` and ``run_ids``. No difference
-    between the paper's number and this run's: on the stand-ins they are on unrelated scales. On synthetic profiles one ``reference`` row per dataset: the
-    stored nearest-class-mean top-1 of the same images (``references``, keyed by
+    between the paper's number and this run's: on the stand-ins they are on unrelated scales. On
+    synthetic profiles one ``reference`` row per dataset: the stored nearest-class-mean top-1 of the
+    same images (``references``, keyed by
     :func:`kesl_utils.ncm.data_key`; empty where none is stored).
     """
     spec = table_spec(name)
@@ -175,7 +177,8 @@ def build_table(name: str, records: Records, *, profile: str, seeds=None,
         measured = [c for c in configs if c.run_id in index]
         reference = no_learning_reference(measured, references)
         rows.append({**_paper_named(row.columns), "key": row.key, "kind": "run" if row.runs_here else "quoted",
-                     "paper": row.paper, "this_run_backbone": backbone_names(measured or configs), "this_run": mean, "this_run_sd": sd, "n_seeds": n,
+                     "paper": row.paper, "this_run_backbone": backbone_names(measured or configs),
+                     "this_run": mean, "this_run_sd": sd, "n_seeds": n,
                      "chance": chance_top1(row.dataset) if row.dataset else math.nan,
                      "learned": _learned(mean, row.dataset), "reference": reference,
                      "below_reference": bool(mean < reference),
@@ -191,8 +194,8 @@ def build_table(name: str, records: Records, *, profile: str, seeds=None,
         first = next(c for c in columns if c not in PAPER_COLUMNS.values())  # the words go in a column of ours
         columns[first] = f"no learning: nearest class mean on raw pixels ({_dataset_name(dataset)})"
         rows.append({**columns, "key": f"ncm/{dataset}", "kind": "reference", "paper": math.nan,
-                     "this_run_backbone": "", "this_run": mean,
-                     "this_run_sd": sd, "n_seeds": n, "chance": chance_top1(dataset), "learned": True,
+                     "this_run_backbone": "", "this_run": mean, "this_run_sd": sd, "n_seeds": n,
+                     "chance": chance_top1(dataset), "learned": True,
                      "reference": math.nan, "below_reference": False, "run_ids": ""})
     return pd.DataFrame(rows)
 

@@ -1,6 +1,5 @@
 """Paper tables from run records: cells joined by run id, readings, reference rows read (never computed), files."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -214,8 +213,10 @@ def test_protocol_checks_state_the_ncm_margin_and_the_arms_that_did_not_learn():
     # the margin is the profile's own CE baseline's (ResNet-18 in quick: 50.0 - 46.0), not MobileNetV2's
     assert "+4.0 points against the nearest class mean on raw pixels (46.0 %); criterion ≥ +5: **not met**" in text
     assert "2 of 6 measured arms stay below 5 × chance" in text and len(baseline) == 6
-    assert "2 of 6 measured arms score below the nearest class mean of their dataset: Baseline (backbone MobileNetV2) " \
-           "(1.0 % against 46.0 %); Ours (backbone MobileNetV2) (1.0 % against 46.0 %)." in text
+    assert "2 of 6 measured arms score below the nearest class mean of their dataset: " \
+           "Baseline (backbone MobileNetV2) (1.0 % against 46.0 %); " \
+           "Ours (backbone MobileNetV2) (1.0 % against 46.0 %)." \
+           in text
     empty = tables.build_table("backbone_ablation", [], profile="quick")
     assert prose.protocol_checks("backbone_ablation", empty, profile="quick").startswith("- No run")
     unreferenced = prose.protocol_checks("backbone_ablation", tables.build_table("backbone_ablation", recs,
