@@ -1,8 +1,10 @@
-"""Figures for the table notebooks: paper vs this run, KESL gains (forest plot), training curves.
+"""Figures for the table notebooks: the paired gains (forest plot), this run's accuracies, training curves.
 
 Plots read tables (:mod:`kesl_utils.tables`) and run histories; they compute nothing new. A figure
 flags what its table flags: an arm that did not learn, or a comparison that reads "not informative"
-(:func:`kesl_utils.comparison.reading`), is drawn grey and hatched and says so.
+(:func:`kesl_utils.comparison.reading`), is drawn grey and hatched and says so. The paper's accuracies
+never share an axis with this run's (on the stand-ins they are on unrelated scales); the paper's
+*gains* do, in :func:`forest`, since gains are what a run on the stand-ins can compare.
 """
 from __future__ import annotations
 
@@ -38,44 +40,56 @@ def save_figure(fig: plt.Figure, name: str, folder: Union[str, os.PathLike]) -> 
 NOT_LEARNED_STYLE = dict(color="#d9d9d9", hatch="///", edgecolor="#7f7f7f")
 
 
-def paper_vs_this_run(table: pd.DataFrame, labels: Iterable[str], *, title: str = "",
+def this_run_accuracy(table: pd.DataFrame, labels: Iterable[str] | None = None, *, title: str = "",
                       ax: plt.Axes | None = None) -> plt.Axes:
-    """Grouped bars: the paper's top-1 next to this run's mean (error bar: sample sd over seeds).
+    """This run's arms only: one bar per run row of :func:`kesl_utils.tables.build_table`'s frame (mean top-1,
+    error bar: sample sd over seeds), and over each bar a dashed line at its no-learning reference (``reference``:
+    the nearest class mean on raw pixels of the same images; on real images 5 × chance).
 
-    ``table`` is :func:`kesl_utils.tables.build_table`'s frame. Rows without a "this run" value show
-    only the paper bar; a reference row (nearest class mean, no learning) shows only this run's bar,
-    outlined; an arm that stayed below 5 × chance (``learned`` false) or below the no-learning reference
-    (``below_reference``) is drawn grey and hatched and annotated "did not learn", as its table cell is marked.
+    The paper's numbers are not drawn: on the stand-ins they are on another scale, and the gains are what
+    compare (:func:`forest`). An arm below its reference or below 5 × chance (``below_reference``, ``learned``)
+    is grey, hatched and annotated, as its table cell is marked. ``labels``: one per row of ``table`` (default:
+    :func:`kesl_utils.tables.row_labels`); quoted and reference rows are left out.
     """
-    labels = list(labels)
+    if labels is None:
+        from .tables import row_labels  # at call time: importing plots does not load the tables layer
+        labels = row_labels(table)
+    labels = pd.Series(list(labels), index=table.index)
+    runs = table[table["kind"] == "run"] if "kind" in table else table
+    labels = labels.loc[runs.index].tolist()
     if ax is None:
-        _, ax = plt.subplots(figsize=(max(5, 0.9 * len(labels) + 2), 3.6))
-    x = np.arange(len(labels))
-    ax.bar(x - 0.2, table["paper"], width=0.4, color=PAPER_COLOUR, label="paper")
-    learned = table["learned"].astype(bool).to_numpy() if "learned" in table else np.ones(len(table), bool)
-    if "below_reference" in table:  # below the no-learning reference: flagged like an arm that did not learn
-        learned &= ~table["below_reference"].astype(bool).to_numpy()
-    reference = (table["kind"] == "reference").to_numpy() if "kind" in table else np.zeros(len(table), bool)
-    ordinary = learned & ~reference
-    sd = table["this_run_sd"].fillna(0).to_numpy()
-    ax.bar(x[ordinary] + 0.2, table["this_run"].to_numpy()[ordinary], width=0.4, color=RUN_COLOUR,
-           yerr=sd[ordinary], capsize=3, label="this run (mean, error bar: sample sd over seeds)")
-    if reference.any():
-        ax.bar(x[reference] + 0.2, table["this_run"].to_numpy()[reference], width=0.4, facecolor="white",
-               edgecolor=RUN_COLOUR, linestyle="--", label="no learning: nearest class mean")
-    if (~learned).any():
-        values = table["this_run"].to_numpy()[~learned]
-        ax.bar(x[~learned] + 0.2, values, width=0.4, yerr=sd[~learned], capsize=3,
-               label="did not learn (< 5 × chance or < no-learning reference)", **NOT_LEARNED_STYLE)
-        for xi, value in zip(x[~learned], values):
-            ax.annotate("did not learn", (xi + 0.2, value), xytext=(0, 4), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=7, rotation=90, color="#555555")
+        _, ax = plt.subplots(figsize=(max(5, 0.8 * len(labels) + 2), 3.6))
+    x = np.arange(len(runs))
+    mean = runs["this_run"].to_numpy(float)
+    sd = runs["this_run_sd"].fillna(0).to_numpy(float)
+    flagged = ~runs["learned"].astype(bool).to_numpy() if "learned" in runs else np.zeros(len(runs), bool)
+    if "below_reference" in runs:
+        flagged |= runs["below_reference"].astype(bool).to_numpy()
+    if (~flagged).any():
+        ax.bar(x[~flagged], mean[~flagged], width=0.6, color=RUN_COLOUR, yerr=sd[~flagged], capsize=3,
+               label="this run: mean top-1, error bar: sample sd over seeds")
+    if flagged.any():
+        ax.bar(x[flagged], mean[flagged], width=0.6, yerr=sd[flagged], capsize=3,
+               label="below the no-learning reference (or 5 × chance)", **NOT_LEARNED_STYLE)
+        for xi, value in zip(x[flagged], mean[flagged]):
+            ax.annotate("did not learn", (xi, 0 if np.isnan(value) else value), xytext=(0, 4),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=7, rotation=90,
+                        color="#555555")
+    reference = runs["reference"].to_numpy(float) if "reference" in runs else np.full(len(runs), np.nan)
+    drawn = ~np.isnan(reference)
+    if drawn.any():
+        ax.hlines(reference[drawn], x[drawn] - 0.4, x[drawn] + 0.4, colors="black", linestyles="--", lw=1.2,
+                  label="no-learning reference of the same images\n(stand-ins: nearest class mean on raw pixels;\n"
+                        "real images: 5 × chance)")
+    for xi in x[np.isnan(mean)]:
+        ax.annotate("not measured", (xi, 0), xytext=(0, 4), textcoords="offset points", ha="center", va="bottom",
+                    fontsize=7, rotation=90, color="#555555")
     ax.set_xticks(x, labels, rotation=30, ha="right")
-    ax.set_ylabel("top-1 accuracy (%)")
-    # From zero: the quick profile's accuracies are far below the paper's, and a cut axis would hide it.
-    ax.set_ylim(0, 100)
-    ax.set_title(title, pad=30)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=7, frameon=False)
+    ax.set_ylabel("top-1 accuracy (%), this run")
+    top = np.nanmax(np.concatenate([mean + sd, reference, [1.0]]))
+    ax.set_ylim(0, min(100.0, 1.15 * top))  # from zero: a cut axis would exaggerate the differences
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return ax
 
@@ -85,34 +99,6 @@ def _not_informative(gain_table: pd.DataFrame) -> np.ndarray:
     if "reading" in gain_table:
         return (gain_table["reading"] == "not_informative").to_numpy()
     return ~gain_table["learned"].astype(bool).to_numpy()
-
-
-def gains(gain_table: pd.DataFrame, *, title: str = "paired differences (points of top-1)",
-          ax: plt.Axes | None = None) -> plt.Axes:
-    """Horizontal bars per comparison: the paper's difference, and this run's mean paired difference
-    with its 95 % confidence interval (t); a comparison that is not informative is grey and hatched."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 0.6 * len(gain_table) + 1.4))
-    y = np.arange(len(gain_table))
-    ax.barh(y + 0.2, gain_table["paper"], height=0.4, color=PAPER_COLOUR, label="paper")
-    mean = gain_table["this_run"].to_numpy(float)
-    low = (mean - gain_table["ci_low"].to_numpy(float))
-    high = (gain_table["ci_high"].to_numpy(float) - mean)
-    errors = np.nan_to_num(np.vstack([low, high]))
-    flagged = _not_informative(gain_table)
-    ax.barh(y[~flagged] - 0.2, mean[~flagged], height=0.4, color=RUN_COLOUR, xerr=errors[:, ~flagged], capsize=3,
-            label="this run (mean, 95 % CI)")
-    if flagged.any():
-        ax.barh(y[flagged] - 0.2, mean[flagged], height=0.4, xerr=errors[:, flagged], capsize=3,
-                label="not informative: an arm is below the no-learning reference", **NOT_LEARNED_STYLE)
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(y, gain_table["comparison"])
-    ax.invert_yaxis()
-    ax.set_xlabel("difference in top-1 (points)")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    ax.grid(axis="x", alpha=0.3)
-    return ax
 
 
 FOREST_GREY = "#9a9a9a"
@@ -163,29 +149,46 @@ def forest(gain_table: pd.DataFrame, *, title: str = "paired gains (points of to
     return ax
 
 
-def training_curves(histories: dict[str, list[list[dict]]], *, metric: str = "train_loss",
-                    ax: plt.Axes | None = None) -> plt.Axes:
+def training_curves(histories: dict[str, list[list[dict]]], *, metric: str = "train_top1",
+                    ax: plt.Axes | None = None, last_epoch_gain: bool = True) -> plt.Axes:
     """One line per label (mean over its seeds) with a band of ± one sample sd; x is the epoch.
 
     ``histories`` maps a label to the per-epoch history lists of its runs (one list per seed),
-    as stored in the run records.
+    as stored in the run records. ``metric``: a key of the history (``train_top1``, ``test_top1``, …).
+    Plot an accuracy: the training *loss* of CE, label smoothing and KESL are different objectives, and
+    their values do not compare on one axis. ``last_epoch_gain``: each label says how much its mean rose
+    over its last epoch (the plateau a budget is judged by).
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.4))
+    epochs: set = set()
     for label, runs in histories.items():
-        frames = [pd.DataFrame(h).set_index("epoch")[metric] for h in runs if h]
+        frames = [pd.DataFrame(h).set_index("epoch")[metric].dropna() for h in runs if h and metric in h[0]]
+        frames = [f for f in frames if len(f)]
         if not frames:
             continue
         stacked = pd.concat(frames, axis=1)
         mean, std = stacked.mean(axis=1), stacked.std(axis=1).fillna(0)
-        line, = ax.plot(mean.index, mean.values, marker="o", ms=3, label=label)
+        shown = label
+        if last_epoch_gain and len(mean) >= 2:
+            shown = f"{label} (last epoch {mean.iloc[-1] - mean.iloc[-2]:+.1f})"
+        epochs |= set(mean.index)
+        line, = ax.plot(mean.index, mean.values, marker="o", ms=3, label=shown)
         ax.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.15)
     ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.legend(fontsize=8)
+    if 0 < len(epochs) <= 12:
+        ax.set_xticks(sorted(epochs))
+    else:
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric.replace("_", " ")))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return ax
+
+
+#: Axis labels of the history metrics the notebooks plot.
+METRIC_LABELS = {"train_top1": "training top-1 (%)", "test_top1": "test top-1 (%)", "train_loss": "training loss"}
 
 
 def radial_layout(hierarchy, *, classes_outside: bool = True) -> dict[str, tuple[float, float]]:

@@ -15,14 +15,15 @@ from typing import Iterable
 
 import pandas as pd
 
-from . import experiments
+from . import experiments, names
 from .comparison import NOT_LEARNED_FACTOR, STATISTICS_NOTE, interval_text, p_text, signed
 from .config import Config
-from .table_specs import TableSpec, table_spec
+from .table_specs import table_spec
 
 
 def budget(configs: Iterable[Config]) -> dict:
-    """What the runs of ``configs`` actually were: image size, images per class, epochs, backbones, pretraining.
+    """What the runs of ``configs`` actually were: image size, images per class, epochs, backbones (display names),
+    pretraining.
 
     The one place that reads a config's initialisation fields (the pretraining run and the
     ImageNet-weights switch).
@@ -36,8 +37,14 @@ def budget(configs: Iterable[Config]) -> dict:
                        if c.pretrain_run is not None}, key=str)
     return {"image_size": values("image_size"), "n_per_class": values("n_per_class"),
             "n_test_per_class": values("n_test_per_class"), "epochs": values("epochs"),
-            "backbones": values("backbone"), "sources": values("source"), "pretrain": pretrain,
+            "backbones": [_backbone_display(b) for b in values("backbone")], "sources": values("source"),
+            "pretrain": pretrain,
             "imagenet_weights": any(c.imagenet_weights for c in configs), "datasets": values("dataset")}
+
+
+def _backbone_display(name: str) -> str:
+    spec = names.BACKBONES.get(name)
+    return spec.display if spec is not None else name
 
 
 def _listing(values) -> str:
@@ -86,16 +93,25 @@ def describe_gains(gain_table: pd.DataFrame) -> str:
             numbers = f"{signed(row.this_run)} points, one seed"
         extra = ""
         if row.reading == "not_informative":
-            extra = (f" (Baseline {row.baseline_top1:.1f} %, Ours {row.ours_top1:.1f} %, no-learning reference "
-                     f"{row.reference:.1f} %)")
+            extra = (f" (the arms score {row.ours_top1:.1f} % and {row.baseline_top1:.1f} %, in the comparison's "
+                     f"order; the no-learning reference is {row.reference:.1f} %)")
         lines.append(f"- {row.comparison}: {numbers} (paper: {signed(row.paper)}) — {row.verdict}{extra}.")
     return "\n".join(lines)
 
 
-def _row_detail(spec: TableSpec, row) -> str:
-    """The row's other display columns (lr, backbone, …), for naming it in a sentence."""
-    extra = [f"{column} {row[column]}" for column in spec.columns[1:] if str(row[column]) not in ("", "nan")]
-    return f" ({', '.join(extra)})" if extra else ""
+def _row_name(columns: list, row) -> str:
+    """A row of a table, named for a sentence: its first display column, then its other display columns (lr,
+    λ, …) and this run's backbone in parentheses. Never the paper's backbone (``paper backbone``), which may not
+    be this run's, nor the notes on how the paper printed the row."""
+    from .tables import NOTE_COLUMNS, PAPER_COLUMNS  # tables imports this module: read them at call time
+
+    ours = [column for column in columns if column not in PAPER_COLUMNS.values() and column not in NOTE_COLUMNS]
+    extra = [f"{column} {row[column]}" for column in ours[1:] if str(row[column]) not in ("", "nan")]
+    backbone = str(row.get("this_run_backbone", "") or "")
+    if backbone:
+        extra.append(f"backbone {backbone}")
+    first = f"row {row[ours[0]]}" if ours[0] == "row" else f"{row[ours[0]]}"
+    return first + (f" ({', '.join(extra)})" if extra else "")
 
 
 #: The quick protocol's criterion: the CE baseline beats the raw-pixel nearest class mean by this much.
@@ -110,6 +126,8 @@ def protocol_checks(name: str, table: pd.DataFrame, *, profile: str) -> str:
     over the raw-pixel nearest class mean (criterion: at least :data:`NCM_MARGIN` points). Then the
     arms below that reference, and the arms below 5 × chance, whose comparisons say nothing.
     """
+    from .tables import row_columns  # tables imports this module: read its column names at call time
+
     spec = table_spec(name)
     lines = []
     measured = table[(table["kind"] == "run") & table["this_run"].notna()]
@@ -134,9 +152,9 @@ def protocol_checks(name: str, table: pd.DataFrame, *, profile: str) -> str:
         lines.append(f"- {dataset}: the cross-entropy baseline scores {base['this_run'].iloc[0]:.1f} %, "
                      f"{margin:+.1f} points against the nearest class mean on raw pixels "
                      f"({reference:.1f} %); criterion ≥ {NCM_MARGIN:+.0f}: {met}.")
-    label = spec.columns[0]
+    columns = row_columns(name)
     dataset_of = {row.key: row.dataset for row in spec.rows}
-    under_ncm = [f"{row[label]}{_row_detail(spec, row)} ({row['this_run']:.1f} % against "
+    under_ncm = [f"{_row_name(columns, row)} ({row['this_run']:.1f} % against "
                  f"{references[dataset_of[row['key']]]:.1f} %)"
                  for _, row in measured.iterrows()
                  if dataset_of[row["key"]] in references and row["this_run"] < references[dataset_of[row["key"]]]]
@@ -149,7 +167,8 @@ def protocol_checks(name: str, table: pd.DataFrame, *, profile: str) -> str:
         lines.append(f"- Every measured arm reaches {NOT_LEARNED_FACTOR:g} × chance "
                      f"({len(measured)} of {len(measured)} rows).")
     else:
-        names_below = ", ".join(f"{row[label]} ({row['this_run']:.1f} %)" for _, row in below.iterrows())
+        names_below = "; ".join(f"{_row_name(columns, row)} ({row['this_run']:.1f} %)"
+                                for _, row in below.iterrows())
         lines.append(f"- {len(below)} of {len(measured)} measured arms stay below {NOT_LEARNED_FACTOR:g} × "
                      f"chance: {names_below}; their comparisons measure nothing.")
     return "\n".join(lines)

@@ -3,9 +3,13 @@
 :func:`build_table` lays each row of a paper table (:mod:`kesl_utils.table_specs`) next to the
 mean over seeds of the records of *that row's configs* — found by run id, so unrelated records
 (other profiles, backbones, learning rates) never leak into a cell. Where no record exists the
-cell is empty (NaN), never filled in. On the synthetic stand-ins each table also gets reference
-rows: the raw-pixel nearest-class-mean classifier on the same images (no learning at all), read
-from the stored reference records (:mod:`kesl_utils.ncm`), never computed here.
+cell is empty (NaN), never filled in. What a row shows about the run — its backbone — comes from the
+configs of the run ids that filled it, never from the paper's row text (the paper's backbone is kept
+as its own column, "paper backbone"). The paper's number and this run's stand side by side, without
+a difference: on the synthetic stand-ins they are on unrelated scales; the *gains* are what compare.
+On the synthetic stand-ins each table also gets reference rows: the raw-pixel nearest-class-mean
+classifier on the same images (no learning at all), read from the stored reference records
+(:mod:`kesl_utils.ncm`), never computed here.
 
 :func:`gains` reports each comparison of the spec (row B − row A) paired by seed, with its
 statistics and its reading (:mod:`kesl_utils.comparison`). :func:`report` builds a table from the
@@ -92,17 +96,76 @@ def no_learning_reference(configs: Iterable[Config], references: Optional[Refere
     return float(np.mean([references.get(ncm.data_key(c), math.nan) for c in configs]))
 
 
+# -- what a row shows ---------------------------------------------------------------------------------
+#: Display columns of the paper's rows that describe the paper's run, not this one: renamed in the frames so
+#: that no label of the paper's (Table 1's "ResNet-50") reads as this run's.
+PAPER_COLUMNS = {"backbone": "paper backbone"}
+#: Display columns that note how the paper's table is printed; not part of a row's label.
+NOTE_COLUMNS = ("printed", "reading")
+#: Display columns shown as "name value" in a label (the first column of a row is shown bare).
+_NAMED_IN_LABELS = ("lr", "λ", "T", "α", "β")
+
+
+def row_columns(name: str) -> list[str]:
+    """The display columns of table ``name``'s rows as :func:`build_table` names them (the paper's
+    backbone as ``"paper backbone"``)."""
+    return [PAPER_COLUMNS.get(column, column) for column in table_spec(name).columns]
+
+
+def backbone_names(configs: Iterable[Config]) -> str:
+    """The display names (:data:`kesl_utils.names.BACKBONES`) of the backbones of ``configs``, in order, each
+    once, joined by ", "; empty without configs."""
+    seen = dict.fromkeys(c.backbone for c in configs)
+    return ", ".join(names.BACKBONES[b].display if b in names.BACKBONES else b for b in seen)
+
+
+def _label(columns: Mapping[str, object], backbone: str = "") -> str:
+    parts = []
+    for k, (column, value) in enumerate(columns.items()):
+        if column in NOTE_COLUMNS or column in PAPER_COLUMNS.values() or str(value) in ("", "nan", "None", "–"):
+            continue
+        if column == "row" and str(value).isdigit():
+            parts.append(f"row {value}")
+        elif column in _NAMED_IN_LABELS:
+            parts.append(f"{column} {value}")
+        else:
+            parts.append(str(value))
+    if backbone and backbone not in parts:
+        parts.append(backbone)
+    return " · ".join(parts)
+
+
+def row_labels(table: pd.DataFrame, *, backbone: Optional[bool] = None) -> pd.Series:
+    """One label per row of :func:`build_table`'s frame, for figures: the row's own display columns that are
+    not empty (never the paper's backbone, never the notes of how the paper printed it), and this run's
+    backbone (``this_run_backbone``).
+
+    backbone: show this run's backbone in every label; ``None``: where the table has more than one, or
+    the paper's rows name a backbone (Tables 1 and 5).
+    """
+    display = [c for c in table.columns if c not in _NUMERIC_COLUMNS]
+    backbones = {b for b in table.get("this_run_backbone", pd.Series(dtype=str)) if b}
+    if backbone is None:
+        backbone = len(backbones) > 1 or any(c in table.columns for c in PAPER_COLUMNS.values())
+    return pd.Series([_label({c: row[c] for c in display}, row["this_run_backbone"] if backbone else "")
+                      for _, row in table.iterrows()], index=table.index, dtype=object)
+
+
 # -- tables ----------------------------------------------------------------------------------------
 def build_table(name: str, records: Records, *, profile: str, seeds=None,
                 references: Optional[References] = None) -> pd.DataFrame:
     """Paper table ``name`` with this run's numbers from ``records`` (joined by run id).
 
-    Columns: the row's display columns, ``kind`` (``run`` | ``quoted`` | ``reference``), ``paper``,
-    ``this_run`` (mean top-1 over seeds), ``this_run_sd`` (sample standard deviation), ``n_seeds``,
-    ``difference`` (this run − paper), ``chance``, ``learned`` (mean ≥ 5 × chance), ``reference``
-    (the no-learning reference of the row's measured seeds, :func:`no_learning_reference`),
-    ``below_reference`` and ``run_ids``. On synthetic profiles one ``reference`` row per dataset: the
-    stored nearest-class-mean top-1 of the same images (``references``, keyed by
+    Columns: the row's display columns (:func:`row_columns`: the paper's row text, its backbone as
+    ``paper backbone``), ``kind`` (``run`` | ``quoted`` | ``reference``), ``paper``,
+    ``this_run_backbone`` (the display name of the backbone of the configs whose run ids filled the row;
+    of the row's configs while none is measured; empty for quoted and reference rows), ``this_run``
+    (mean top-1 over seeds), ``this_run_sd`` (sample standard deviation), ``n_seeds``, ``chance``,
+    ``learned`` (mean ≥ 5 × chance), ``reference`` (the no-learning reference of the row's measured
+    seeds, :func:`no_learning_reference`), ``below_reference`` and ``run_ids``. No difference
+    between the paper's number and this run's: on the stand-ins they are on unrelated scales. On
+    synthetic profiles one ``reference`` row per dataset: the stored nearest-class-mean top-1 of the
+    same images (``references``, keyed by
     :func:`kesl_utils.ncm.data_key`; empty where none is stored).
     """
     spec = table_spec(name)
@@ -113,8 +176,9 @@ def build_table(name: str, records: Records, *, profile: str, seeds=None,
         mean, sd, n = summary(seed_values(configs, index))
         measured = [c for c in configs if c.run_id in index]
         reference = no_learning_reference(measured, references)
-        rows.append({**row.columns, "key": row.key, "kind": "run" if row.runs_here else "quoted",
-                     "paper": row.paper, "this_run": mean, "this_run_sd": sd, "n_seeds": n,
+        rows.append({**_paper_named(row.columns), "key": row.key, "kind": "run" if row.runs_here else "quoted",
+                     "paper": row.paper, "this_run_backbone": backbone_names(measured or configs),
+                     "this_run": mean, "this_run_sd": sd, "n_seeds": n,
                      "chance": chance_top1(row.dataset) if row.dataset else math.nan,
                      "learned": _learned(mean, row.dataset), "reference": reference,
                      "below_reference": bool(mean < reference),
@@ -126,14 +190,23 @@ def build_table(name: str, records: Records, *, profile: str, seeds=None,
             continue
         found = {c.seed: (references or {}).get(ncm.data_key(c)) for c in configs}
         mean, sd, n = summary(pd.Series({s: v for s, v in found.items() if v is not None}, dtype=float))
-        columns = {column: "" for column in spec.columns}
-        columns[spec.columns[0]] = f"no learning: nearest class mean on raw pixels ({dataset})"
-        rows.append({**columns, "key": f"ncm/{dataset}", "kind": "reference", "paper": math.nan, "this_run": mean,
-                     "this_run_sd": sd, "n_seeds": n, "chance": chance_top1(dataset), "learned": True,
+        columns = {column: "" for column in row_columns(name)}
+        first = next(c for c in columns if c not in PAPER_COLUMNS.values())  # the words go in a column of ours
+        columns[first] = f"no learning: nearest class mean on raw pixels ({_dataset_name(dataset)})"
+        rows.append({**columns, "key": f"ncm/{dataset}", "kind": "reference", "paper": math.nan,
+                     "this_run_backbone": "", "this_run": mean, "this_run_sd": sd, "n_seeds": n,
+                     "chance": chance_top1(dataset), "learned": True,
                      "reference": math.nan, "below_reference": False, "run_ids": ""})
-    table = pd.DataFrame(rows)
-    table["difference"] = table["this_run"] - table["paper"]
-    return table
+    return pd.DataFrame(rows)
+
+
+def _paper_named(columns: Mapping[str, object]) -> dict:
+    return {PAPER_COLUMNS.get(column, column): value for column, value in columns.items()}
+
+
+def _dataset_name(dataset: str) -> str:
+    spec = names.DATASETS.get(dataset)
+    return spec.display if spec is not None else dataset
 
 
 def gains(name: str, records: Records, *, profile: str, seeds=None,
@@ -142,7 +215,7 @@ def gains(name: str, records: Records, *, profile: str, seeds=None,
 
     Columns: ``comparison``, ``paper`` (the paper's gain, from its rows), ``this_run`` (mean paired
     difference), ``this_run_sd``, ``n_seeds``, ``ci_low``/``ci_high`` (95 %), ``p_value``,
-    ``difference`` (this run's gain − the paper's), ``baseline_top1``, ``ours_top1``, ``reference``
+    ``baseline_top1``, ``ours_top1``, ``reference``
     (the no-learning reference of the paired seeds' images), ``chance_top1``, ``learned`` (both
     arms ≥ 5 × chance), ``reading`` (a key of :data:`kesl_utils.comparison.READINGS`) and
     ``verdict`` (its sentence).
@@ -163,7 +236,7 @@ def gains(name: str, records: Records, *, profile: str, seeds=None,
         read = reading(paired.interval, paired.n, paper=paper_gain, arms=arms)
         rows.append({"comparison": comparison_.label, "paper": paper_gain, "this_run": paired.mean,
                      "this_run_sd": paired.sd, "n_seeds": paired.n, "ci_low": paired.ci_low,
-                     "ci_high": paired.ci_high, "p_value": paired.p_value, "difference": paired.mean - paper_gain,
+                     "ci_high": paired.ci_high, "p_value": paired.p_value,
                      "baseline_top1": base_mean, "ours_top1": ours_mean,
                      "reference": pd.Series([arm.reference for arm in arms], dtype=float).max(),
                      "chance_top1": chance_top1(base_row.dataset),
@@ -173,8 +246,8 @@ def gains(name: str, records: Records, *, profile: str, seeds=None,
 
 
 # -- display and files ---------------------------------------------------------------------------------
-_NUMERIC_COLUMNS = {"key", "kind", "paper", "this_run", "this_run_sd", "n_seeds", "difference", "chance", "learned",
-                    "reference", "below_reference", "run_ids"}
+_NUMERIC_COLUMNS = {"key", "kind", "paper", "this_run_backbone", "this_run", "this_run_sd", "n_seeds", "chance",
+                    "learned", "reference", "below_reference", "run_ids"}
 
 
 def _flag(learned: bool, below_reference: bool) -> str:
@@ -183,32 +256,50 @@ def _flag(learned: bool, below_reference: bool) -> str:
     return " (below the no-learning reference)" if below_reference else ""
 
 
+#: The display column of this run's backbone (:func:`format_table`); the paper's is ``"paper backbone"``.
+BACKBONE_COLUMN = "backbone (this run)"
+
+
 def format_table(table: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
-    """A display copy: "this run" as mean ± sample sd, differences signed, arms that did not learn (or
-    stayed below the no-learning reference) marked."""
+    """A display copy: the row's columns, the paper's top-1, this run's backbone (:data:`BACKBONE_COLUMN`)
+    and its top-1 as mean ± sample sd side by side, without a difference; arms that did not learn (or stayed
+    below the no-learning reference) marked."""
     spec_columns = [c for c in table.columns if c not in _NUMERIC_COLUMNS]
     shown = table[spec_columns].copy()
     shown["paper"] = ["" if pd.isna(p) else f"{p:.{digits}f}" for p in table["paper"]]
+    shown[BACKBONE_COLUMN] = table["this_run_backbone"]
     shown["this run"] = [mean_sd(m, s, digits) + ("" if pd.isna(m) else _flag(ok, below))
                          for m, s, ok, below in zip(table["this_run"], table["this_run_sd"], table["learned"],
                                                     table["below_reference"])]
-    shown["difference"] = [signed(d, digits) for d in table["difference"]]
     shown["seeds"] = [str(int(n)) if n else "" for n in table["n_seeds"]]
     return shown.reset_index(drop=True)
 
 
 def format_gains(gain_table: pd.DataFrame, digits: int = 1) -> pd.DataFrame:
-    """A display copy of :func:`gains`."""
+    """A display copy of :func:`gains`: the paper's gain and this run's paired gain side by side, with its 95 %
+    interval, p, seeds and reading."""
     return pd.DataFrame({
         "comparison": gain_table["comparison"],
-        "paper": [signed(p, digits) for p in gain_table["paper"]],
-        "this run (mean ± sd)": [mean_sd(m, s, digits) for m, s in zip(gain_table["this_run"],
+        "paper's gain": [signed(p, digits) for p in gain_table["paper"]],
+        "this run's gain (mean ± sd)": [mean_sd(m, s, digits) for m, s in zip(gain_table["this_run"],
                                                                      gain_table["this_run_sd"])],
         "95 % CI": [interval_text(lo, hi, digits) for lo, hi in zip(gain_table["ci_low"], gain_table["ci_high"])],
         "p": [p_text(p) for p in gain_table["p_value"]],
         "seeds": gain_table["n_seeds"].astype(int).astype(str),
         "reading": gain_table["verdict"],
     })
+
+
+def table_title(name: str, table: pd.DataFrame, *, profile: str, plain: bool = False) -> str:
+    """The paper table's title, a backbone it names marked as the paper's ("(paper: ResNet-50)"), then the
+    profile and this run's backbones, read from the table's ``this_run_backbone`` column. ``plain``: no
+    markdown (a figure's title)."""
+    title = table_spec(name).title
+    for spec in names.BACKBONES.values():
+        title = title.replace(f"({spec.display})", f"(paper: {spec.display})")
+    backbones = ", ".join(dict.fromkeys(b for b in table["this_run_backbone"] if b))
+    shown = profile if plain else f"`{profile}`"
+    return f"{title} — profile {shown}" + (f", this run: {backbones}" if backbones else "")
 
 
 def write_table(name: str, table: pd.DataFrame, gain_table: pd.DataFrame, *, profile: str,
@@ -218,7 +309,7 @@ def write_table(name: str, table: pd.DataFrame, gain_table: pd.DataFrame, *, pro
     The csv files hold the numbers; the markdown holds the display table, the gains with their
     intervals and readings in words, and the statistics note; the tex file the two display tables.
     """
-    title = f"{table_spec(name).title} — profile `{profile}`"
+    title = table_title(name, table, profile=profile)
     blocks = [note, comparison.DisplayTable(format_table(table), label=f"tab:{name}"),
               comparison.DisplayTable(format_gains(gain_table), heading="Comparisons, paired by seed",
                                       label=f"tab:{name}-gains", caption=f"{title}: comparisons, paired by seed"),
@@ -274,7 +365,8 @@ def mistake_summary(name: str, records: Records, *, profile: str, seeds=None) ->
     ``mistake_severity`` is the mean d between the true and the predicted class over the wrong
     top-1 predictions; next to it, the mean d over all pairs of distinct classes — what the
     mistakes would average if they fell at random. A ratio well below 1 means most mistakes are
-    among near relatives. Mean ± sample sd over seeds.
+    among near relatives. Mean ± sample sd over seeds. ``this_run_backbone``: the backbone of the runs
+    measured (the paper's, where its rows name one, is ``paper backbone``).
     """
     spec = table_spec(name)
     index = index_records(records)
@@ -287,16 +379,20 @@ def mistake_summary(name: str, records: Records, *, profile: str, seeds=None) ->
         if severity[2] == 0:
             continue
         all_pairs = mean_pair_distance(row.dataset)
-        rows.append({**row.columns, "mistake_severity": severity[0], "mistake_severity_sd": severity[1],
+        measured = [c for c in configs if c.run_id in index]
+        rows.append({**_paper_named(row.columns), "this_run_backbone": backbone_names(measured),
+                     "mistake_severity": severity[0], "mistake_severity_sd": severity[1],
                      "hdist@1": summary(seed_values(configs, index, "hdist@1"))[0], "all_pairs_d": all_pairs,
                      "ratio": severity[0] / all_pairs, "n_seeds": severity[2]})
     return pd.DataFrame(rows)
 
 
 def format_mistakes(summary_table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
-    """A display copy of :func:`mistake_summary`."""
-    numeric = {"mistake_severity", "mistake_severity_sd", "hdist@1", "all_pairs_d", "ratio", "n_seeds"}
+    """A display copy of :func:`mistake_summary`: the row's own columns, this run's backbone and the numbers."""
+    numeric = {"this_run_backbone", "mistake_severity", "mistake_severity_sd", "hdist@1", "all_pairs_d", "ratio",
+               "n_seeds"} | set(PAPER_COLUMNS.values())  # the paper reports no mistakes: its backbone says nothing here
     shown = summary_table[[c for c in summary_table.columns if c not in numeric]].copy()
+    shown[BACKBONE_COLUMN] = summary_table["this_run_backbone"]
     shown["mean d of mistakes"] = [mean_sd(m, s, digits) for m, s in zip(summary_table["mistake_severity"],
                                                                         summary_table["mistake_severity_sd"])]
     shown["hdist@1"] = [f"{v:.{digits}f}" for v in summary_table["hdist@1"]]
@@ -309,18 +405,26 @@ def format_mistakes(summary_table: pd.DataFrame, digits: int = 2) -> pd.DataFram
 def histories(name: str, *, profile: str, results_dir, seeds=None, label=None) -> dict[str, list[list[dict]]]:
     """Per-epoch histories of table ``name``'s finished runs (records under ``results_dir``), one entry per run row.
 
-    ``label(row) -> str`` names a row in the legend (default: its display columns as
-    ``field=value``, so a legend says what each line is). Reads each run's record.
+    ``label(row) -> str`` names a row in the legend (default: the label :func:`row_labels` gives it in the
+    figures — its own display columns and the backbone of the records read, never the paper's row text).
+    Reads each run's record.
     """
     spec = table_spec(name)
-    grouped: dict[str, list[list[dict]]] = {}
+    found: list[tuple] = []
     for row in spec.rows:
         if not row.runs_here:
             continue
-        key = label(row) if label is not None else " · ".join(f"{k}={v}" for k, v in row.columns.items()
-                                                             if k not in ("printed", "reading"))
-        for config in row.configs(profile, seeds):
-            record = load_record(config, results_dir)
-            if record is not None:
-                grouped.setdefault(key, []).append(record.history)
-    return grouped
+        loaded = [(config, load_record(config, results_dir)) for config in row.configs(profile, seeds)]
+        loaded = [(config, record) for config, record in loaded if record is not None and record.history]
+        if loaded:
+            found.append((row, [config for config, _ in loaded], [record.history for _, record in loaded]))
+    several = len({backbone_names(configs) for _, configs, _ in found}) > 1 or "backbone" in spec.columns
+    keys: dict[tuple, str] = {}  # rows that print the same setting share their runs: one line, both names
+    histories_of: dict[tuple, list[list[dict]]] = {}
+    for row, configs, runs in found:
+        key = label(row) if label is not None else _label(_paper_named(row.columns),
+                                                          backbone_names(configs) if several else "")
+        ids = tuple(c.run_id for c in configs)
+        keys[ids] = f"{keys[ids]} = {key}" if ids in keys else key
+        histories_of.setdefault(ids, runs)
+    return {keys[ids]: runs for ids, runs in histories_of.items()}

@@ -119,7 +119,7 @@ def test_table_prints_the_paper_table_and_writes_its_files(monkeypatch, capsys, 
     assert seen == table_configs("backbone_ablation", "smoke", seeds=(0, 1))
     out = capsys.readouterr().out
     assert "Profile `smoke`" not in out and "Profile smoke" in out  # the banner, without markdown
-    assert "MobileNetV2" in out and "paper" in out and "this run" in out and "difference" in out
+    assert "MobileNetV2" in out and "paper" in out and "this run" in out and "backbone (this run)" in out
     assert "Ours − Baseline (ResNet-50)" in out and "95 % CI" in out
     assert "raw dump" not in out and "run_id" not in out
     for suffix in (".csv", ".md", ".tex", "_gains.csv"):

@@ -1,6 +1,5 @@
 """Paper tables from run records: cells joined by run id, readings, reference rows read (never computed), files."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -55,7 +54,9 @@ def test_cells_come_from_the_rows_own_runs(results_dir):
     pd.testing.assert_frame_equal(alone, crowded)
     row = alone.set_index("key").loc["baseline"]
     assert (row["this_run"], row["n_seeds"]) == (42.0, 3) and row["this_run_sd"] == pytest.approx(2.0)
-    assert row["difference"] == pytest.approx(42.0 - 85.8)
+    # the paper's number and this run's side by side, no difference between unrelated scales
+    assert "difference" not in alone.columns and (row["paper"], row["paper backbone"]) == (85.8, "ResNet-50")
+    assert row["this_run_backbone"] == "ResNet-18"  # from the configs of the run ids that filled the row
     assert alone.set_index("key").loc["KERL", "n_seeds"] == 0 and alone.set_index("key").loc["KERL", "kind"] == "quoted"
     references = stored(base.configs("smoke", seeds=(0, 1, 2)), 30.0)
     gains = tables.gains("cub_comparison", runs + unrelated(), profile="smoke", seeds=(0, 1, 2),
@@ -212,8 +213,10 @@ def test_protocol_checks_state_the_ncm_margin_and_the_arms_that_did_not_learn():
     # the margin is the profile's own CE baseline's (ResNet-18 in quick: 50.0 - 46.0), not MobileNetV2's
     assert "+4.0 points against the nearest class mean on raw pixels (46.0 %); criterion ≥ +5: **not met**" in text
     assert "2 of 6 measured arms stay below 5 × chance" in text and len(baseline) == 6
-    assert "2 of 6 measured arms score below the nearest class mean of their dataset: MobileNetV2 (method Baseline) " \
-           "(1.0 % against 46.0 %); MobileNetV2 (method Ours) (1.0 % against 46.0 %)." in text
+    assert "2 of 6 measured arms score below the nearest class mean of their dataset: " \
+           "Baseline (backbone MobileNetV2) (1.0 % against 46.0 %); " \
+           "Ours (backbone MobileNetV2) (1.0 % against 46.0 %)." \
+           in text
     empty = tables.build_table("backbone_ablation", [], profile="quick")
     assert prose.protocol_checks("backbone_ablation", empty, profile="quick").startswith("- No run")
     unreferenced = prose.protocol_checks("backbone_ablation", tables.build_table("backbone_ablation", recs,
@@ -244,3 +247,80 @@ def test_report_reads_results_and_references_and_never_trains(tmp_path, monkeypa
     assert tables.report("cub_comparison", runs, profile="smoke", results_dir=tmp_path / "elsewhere",
                          seeds=(0, 1, 2), write=False).files == {}
     assert not (tmp_path / "elsewhere").exists()  # reading references created nothing
+
+
+# -- what a row shows: this run's backbone, never the paper's row text -----------------------------------
+def _records_of(name, profile="quick", seeds=None, top1=50.0):
+    return [record(c, top1 + c.seed) for c in table_spec(name).configs(profile, seeds)]
+
+
+def test_backbone_labels_come_from_the_configs_that_filled_the_cells():
+    """Table 1 prints ResNet-50 for the paper's rows; the quick profile runs ResNet-18: the table, its display,
+    its labels, its title and its mistake table say ResNet-18 for this run, and keep ResNet-50 as the paper's."""
+    runs = _records_of("cub_comparison")
+    assert {r.config["backbone"] for r in runs} == {"resnet18"}
+    table = tables.build_table("cub_comparison", runs, profile="quick")
+    measured = table[table["n_seeds"] > 0]
+    run_rows = table[table["kind"] == "run"].set_index("key")
+    assert list(run_rows["paper backbone"]) == ["ResNet-50", "ResNet-50"]
+    assert list(run_rows["this_run_backbone"]) == ["ResNet-18", "ResNet-18"]
+    assert (table.loc[table["kind"] != "run", "this_run_backbone"] == "").all()
+    shown = tables.format_table(table)
+    assert list(shown.columns) == ["method", "paper backbone", "paper", tables.BACKBONE_COLUMN, "this run", "seeds"]
+    assert "difference" not in shown.columns
+    labels = tables.row_labels(table)
+    assert "ResNet-50" not in " ".join(labels[measured.index]) and labels[run_rows.index.get_loc("ours")] != ""
+    assert list(labels[table["kind"] == "run"]) == ["Baseline · ResNet-18", "Ours · ResNet-18"]
+    title = tables.table_title("cub_comparison", table, profile="quick")
+    assert title.endswith("profile `quick`, this run: ResNet-18")
+    mistakes = tables.mistake_summary("cub_comparison", runs, profile="quick")
+    assert list(mistakes["this_run_backbone"]) == ["ResNet-18", "ResNet-18"]
+    assert list(tables.format_mistakes(mistakes)[tables.BACKBONE_COLUMN]) == ["ResNet-18", "ResNet-18"]
+    # Table 4's title names the paper's ResNet-50: marked as the paper's, this run's backbone beside it
+    ablation = tables.build_table("hyperparameter_ablation", _records_of("hyperparameter_ablation"), profile="quick")
+    title = tables.table_title("hyperparameter_ablation", ablation, profile="quick")
+    assert "(paper: ResNet-50)" in title and title.endswith("this run: ResNet-18")
+
+
+def test_table_five_labels_each_backbone_by_its_own_runs():
+    runs = _records_of("backbone_ablation", "smoke", seeds=(0,))
+    table = tables.build_table("backbone_ablation", runs, profile="smoke", seeds=(0,))
+    by_key = table.set_index("key")
+    for backbone, display in (("mobilenet_v2", "MobileNetV2"), ("resnet18", "ResNet-18"), ("resnet50", "ResNet-50")):
+        assert by_key.loc[f"{backbone}/baseline", "this_run_backbone"] == display
+        assert by_key.loc[f"{backbone}/ours", "paper backbone"] == display
+    labels = tables.row_labels(table)
+    assert labels.iloc[0] == "Baseline · MobileNetV2"
+    assert labels[table["kind"] == "reference"].item() == "no learning: nearest class mean on raw pixels (CUB-200-2011)"
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_figure_labels_have_no_empty_fields(name):
+    table = tables.build_table(name, _records_of(name, "smoke", seeds=(0,)), profile="smoke", seeds=(0,))
+    for label in tables.row_labels(table):
+        assert label and "()" not in label and not label.endswith(("·", " lr", " ")) and "· ·" not in label
+        assert "nan" not in label and "row no" not in label
+
+
+def test_gains_show_the_papers_gain_beside_this_runs_interval_and_reading():
+    runs = _records_of("cub_comparison", "smoke", seeds=(0, 1, 2))
+    gains = tables.gains("cub_comparison", runs, profile="smoke", seeds=(0, 1, 2),
+                         references=stored(table_spec("cub_comparison").configs("smoke", seeds=(0, 1, 2)), 10.0))
+    assert "difference" not in gains.columns
+    shown = tables.format_gains(gains)
+    assert list(shown.columns) == ["comparison", "paper's gain", "this run's gain (mean ± sd)", "95 % CI", "p",
+                                   "seeds", "reading"]
+    assert shown.loc[0, "paper's gain"] == "+1.3" and shown.loc[0, "reading"] == gains.loc[0, "verdict"]
+
+
+def test_training_curves_are_labelled_by_this_runs_rows(results_dir):
+    spec = table_spec("hyperparameter_ablation")
+    for config in spec.configs("smoke", seeds=(0,)):
+        rec = record(config, 50.0)
+        rec.history = [{"epoch": 1, "train_top1": 10.0, "train_loss": 3.0},
+                       {"epoch": 2, "train_top1": 20.0, "train_loss": 2.0}]
+        records.save_record(rec, results_dir)
+    curves = tables.histories("hyperparameter_ablation", profile="smoke", seeds=(0,), results_dir=results_dir)
+    # rows 3 and 8 (and 5 and 6) print the same setting: one line, both names; no empty field, no paper backbone
+    assert "row 3 · T 2 · α 1 · β 1 = row 8 · T 2 · α 1 · β 1" in curves
+    assert len(curves) == 7 and all("ResNet-50" not in key for key in curves)
