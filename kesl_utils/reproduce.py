@@ -400,6 +400,17 @@ def what_this_run_can_show(profile: str, records, results_dir) -> list[str]:
     return lines
 
 
+#: How a notebook committed without outputs says so (the last paragraph of its first cell);
+#: :func:`publish_notebooks` removes it from a notebook it publishes with outputs.
+NO_OUTPUTS_NOTE = "*This notebook is committed without outputs"
+
+
+def without_no_outputs_note(source: str) -> str:
+    """``source`` (a markdown cell) without its paragraph starting with :data:`NO_OUTPUTS_NOTE`."""
+    paragraphs = source.split("\n\n")
+    return "\n\n".join(p for p in paragraphs if not p.lstrip().startswith(NO_OUTPUTS_NOTE)).rstrip("\n")
+
+
 def publish_notebooks(executed_dir: Path, target_dir: Path) -> list[Path]:
     """Copy executed notebooks over the committed ones, minus papermill's injected-parameters cell.
 
@@ -416,6 +427,9 @@ def publish_notebooks(executed_dir: Path, target_dir: Path) -> list[Path]:
         nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
         nb.metadata.pop("papermill", None)
         nb.metadata.pop("widgets", None)  # widget state would be noise for a web reader
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                cell.source = without_no_outputs_note(cell.source)  # it has outputs now
         count = 0
         for cell in nb.cells:
             cell.get("metadata", {}).pop("papermill", None)

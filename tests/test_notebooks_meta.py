@@ -96,11 +96,12 @@ def _has_outputs(nb) -> bool:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_a_notebook_without_outputs_says_so_in_its_first_cell(path):
+def test_a_notebook_says_whether_it_has_outputs_in_its_first_cell(path):
     nb = json.loads(path.read_text())
-    if _has_outputs(nb):
-        return
     first = _source(nb["cells"][0])
+    if _has_outputs(nb):
+        assert NO_OUTPUTS not in first, f"{path.name} has outputs but its first cell says it has none"
+        return
     assert NO_OUTPUTS in first and "make reproduce" in first, \
         f"{path.name} is committed without outputs: its first cell must say so and how to run it (`make reproduce`)"
 

@@ -13,7 +13,8 @@ from kesl_utils import reproduce
 def test_publish_strips_papermills_injected_cell(tmp_path):
     executed, target = tmp_path / "executed", tmp_path / "notebooks"
     executed.mkdir(), target.mkdir()
-    nb = new_notebook(cells=[new_markdown_cell("# t"), new_code_cell('PROFILE = "quick"'),
+    note = reproduce.NO_OUTPUTS_NOTE + " until the complete quick run is published.*"
+    nb = new_notebook(cells=[new_markdown_cell("# t\n\nWhat it is.\n\n" + note), new_code_cell('PROFILE = "quick"'),
                              new_code_cell('PROFILE = "smoke"'), new_code_cell("1 + 1")])
     nb.cells[1].metadata["tags"] = ["parameters"]
     nb.cells[2].metadata["tags"] = ["injected-parameters"]
@@ -25,7 +26,8 @@ def test_publish_strips_papermills_injected_cell(tmp_path):
     nbformat.write(nb, executed / "03_x.ipynb")
     (published,) = reproduce.publish_notebooks(executed, target)
     out = nbformat.read(published, as_version=4)
-    assert [c.source for c in out.cells] == ["# t", 'PROFILE = "quick"', "1 + 1"]
+    # published with outputs: the first cell no longer says it has none
+    assert [c.source for c in out.cells] == ["# t\n\nWhat it is.", 'PROFILE = "quick"', "1 + 1"]
     assert out.cells[2].outputs[0]["data"]["text/plain"] == "2"
     assert [out.cells[1].execution_count, out.cells[2].execution_count] == [1, 2]
     assert out.cells[2].outputs[0]["execution_count"] == 2
