@@ -27,8 +27,9 @@ help:
 	@echo "make env                                                         set-up only"
 	@echo "make book                                                        the series as a website: build/book/html/"
 	@echo "make dist                                                        sdist and wheel in dist/"
-	@echo "make clean                                                       remove generated, untracked results (never a"
-	@echo "                                                                 tracked file, never results-paper/)"
+	@echo "make clean                                                       remove build/ and the executed notebooks the"
+	@echo "                                                                 series rewrites (lists them); never a run record,"
+	@echo "                                                                 checkpoint, weight or file of yours"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -58,12 +59,17 @@ test: env chromium
 lab: env
 	$(VENV)/bin/jupyter lab notebooks/ $(ROOT_FLAG) $(LAB_ARGS)
 
-# Generated files only: build/ (smoke and test results), and what git does not track under results/
-# (checkpoints, artifacts, executed notebooks, records of runs not committed). Tracked files stay, and
-# so does results-paper/ (days of GPU time: remove it by hand).
+# What the series rewrites on every run, and nothing else: build/ (smoke and test results, the site,
+# caches) and, under results/, the executed notebooks and the progress log of `make reproduce`,
+# each named as it goes. Never a run record (an untracked one is hours of CPU: the quick run can be
+# completed in several sittings), a checkpoint (an interrupted run's resume point), an artifact
+# (pretraining weights: retrained when missing, at the cost of their run), results-paper/, or a
+# file the series did not write. Remove those by hand if you mean to.
+CLEANED := results/notebooks/[0-9][0-9]_*.ipynb results/notebooks/progress.jsonl
 clean:
-	rm -rf build results/notebooks results/checkpoints results/artifacts
-	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then git clean -fdxq -- results; fi
+	rm -rf build
+	@for f in $(CLEANED); do if [ -f "$$f" ]; then echo "removing $$f"; rm -f "$$f"; fi; done
+	@rmdir results/notebooks 2>/dev/null || true
 
 # The series as a website, from the committed notebooks (never executed): build/book/html/index.html.
 # Sphinx + MyST-NB, configured in docs/conf.py; the source folder is the repository itself. The old

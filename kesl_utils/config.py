@@ -36,6 +36,13 @@ from typing import Any, Mapping, Optional
 
 from . import loss_registry, names, profiles
 
+#: The Config fields each learning-rate schedule reads; under another schedule they are ``None``
+#: (and the command line refuses them: a flag that changes nothing must not pass unnoticed).
+SCHEDULE_FIELDS = {"cosine": (), "step": ("step_size", "gamma")}
+#: Seeds are 0 ≤ seed < 2**32: NumPy's seed range, and ``seed * 1_000_000 + epoch`` (each epoch's
+#: data order, :func:`kesl_utils.train.epoch_seed`) stays within torch's 64-bit generator seed.
+SEED_LIMIT = 2**32
+
 
 @dataclass(frozen=True)
 class Config:
@@ -142,9 +149,10 @@ class Config:
                 raise ValueError("Config.step_size and Config.gamma are required for schedule='step'")
             _check("step_size", self.step_size >= 1, self.step_size, "step_size >= 1")
             _check("gamma", 0 < self.gamma <= 1, self.gamma, "0 < gamma <= 1")
-        else:
-            object.__setattr__(self, "step_size", None)
-            object.__setattr__(self, "gamma", None)
+        for schedule, used in SCHEDULE_FIELDS.items():
+            if schedule != self.schedule:
+                for name in set(used) - set(SCHEDULE_FIELDS[self.schedule]):
+                    object.__setattr__(self, name, None)
 
         if self.pretrain_run is not None:
             pretrain = self.pretrain_run
@@ -158,7 +166,9 @@ class Config:
                                  f"{self.backbone!r}; pretrain the same backbone")
             if self.imagenet_weights:
                 raise ValueError("Config.imagenet_weights (ImageNet weights) and Config.pretrain_run (weights of "
-                                 "another run) are two initialisations; give one")
+                                 "another run) are two initialisations; give one (profile_config(..., "
+                                 "imagenet_weights=True, pretrain_run=None); on the command line "
+                                 "--imagenet-weights replaces the profile's pretraining run)")
             object.__setattr__(self, "pretrain_run", pretrain)
 
         for name in ("n_per_class", "n_test_per_class", "max_batches_per_epoch"):
@@ -174,7 +184,7 @@ class Config:
         _check("momentum", 0 <= self.momentum < 1, self.momentum, "0 <= momentum < 1")
         _check("warmup_epochs", 0 <= self.warmup_epochs <= self.epochs, self.warmup_epochs,
                f"0 <= warmup_epochs <= epochs ({self.epochs})")
-        _check("seed", self.seed >= 0, self.seed, "seed >= 0")
+        _check("seed", 0 <= self.seed < SEED_LIMIT, self.seed, f"0 <= seed < 2**32 = {SEED_LIMIT}")
         if self.source == "synthetic":
             _check("data_fingerprint", self.data_fingerprint is None, self.data_fingerprint,
                    "None for synthetic data, which the config determines")

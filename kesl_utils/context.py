@@ -43,7 +43,7 @@ from typing import Mapping, Optional
 from . import names, paths, profiles
 
 __all__ = ["RunContext", "from_environment", "ENVIRONMENT_VARIABLES", "log_run_event", "usable_cpu_count",
-           "resolve_device"]
+           "resolve_device", "available_devices"]
 
 #: The variables :func:`from_environment` reads, with what each sets.
 ENVIRONMENT_VARIABLES = {
@@ -144,7 +144,10 @@ class RunContext:
 
     def prepare(self) -> "RunContext":
         """Create the results folder and its sub-folders and prove each can be written, in
-        milliseconds; a folder that is a file or read-only fails at once, naming it. Returns self."""
+        milliseconds; a folder that is a file or read-only fails at once (``PermissionError``),
+        naming it. Returns self. Every entry point that writes calls it before anything else
+        touches the folder (the command line's ``train`` and ``table``, ``make reproduce``, ``run_all``)."""
+        paths.check_writable(self.results_dir)
         for name in paths.RESULT_FOLDERS:
             paths.check_writable(self.results_dir / name)
         if self.progress_log is not None:
@@ -234,10 +237,45 @@ def usable_cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def available_devices() -> list[str]:
+    """The devices this machine can train on: ``cpu``, then ``cuda:0`` … and ``mps`` where present."""
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return found
+
+
 def resolve_device(device: Optional[str] = None):
-    """``device`` as a ``torch.device``; ``None`` means CUDA if available, else CPU (the one default)."""
+    """``device`` as a ``torch.device``; ``None`` means CUDA if available, else CPU (the one default).
+
+    A name torch does not know (``"foo"``) or a device this machine does not have (``"cuda"``
+    without a GPU, ``"cuda:3"`` with two) is a ``ValueError`` naming the devices that are
+    available, raised in milliseconds, before any set-up."""
     import torch  # this module stays torch-free for the command line's fast start
 
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    available = available_devices()
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {device!r} is not a device name; this machine has: {', '.join(available)}") from None
+    if resolved.type == "cpu":
+        return resolved
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            reason = ("this torch build has no CUDA" if torch.version.cuda is None
+                      else "no CUDA GPU or driver is visible (torch.cuda.is_available() is False)")
+            raise ValueError(f"device {device!r} is not available: {reason}; this machine has: {', '.join(available)}")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} is not available: this machine has {torch.cuda.device_count()} "
+                             f"CUDA device(s): {', '.join(available)}")
+        return resolved
+    if f"{resolved.type}" in available or str(resolved) in available:
+        return resolved
+    raise ValueError(f"device {device!r} is not available; this machine has: {', '.join(available)}")

@@ -45,6 +45,7 @@ from torch import nn
 from . import names
 from .loss_registry import (BUILT_IN, KESL_DISTANCES, KL_DIRECTIONS, LOSSES, LossParam, LossSpec, check_decay,
                             check_hardness, check_loss_params, check_not_both_zero, loss_spec, owners, register_loss)
+from .hierarchy import Hierarchy
 from .metrics import check_logits_targets
 from .soft_labels import soft_label_matrix
 
@@ -67,11 +68,23 @@ def build_loss(name: str, hierarchy=None, **params) -> nn.Module:
     if spec.needs_hierarchy and hierarchy is None:
         raise ValueError(f"loss {name!r} needs the class hierarchy: build_loss({name!r}, hierarchy, ...) "
                          "with a kesl_utils.hierarchy.Hierarchy")
+    if spec.needs_hierarchy and not isinstance(hierarchy, Hierarchy):
+        hint = (f"; for a soft-label matrix g you built yourself, use KESLLoss(g, alpha=..., beta=...)"
+                if name == "kesl" else "")
+        raise TypeError(f"build_loss({name!r}, hierarchy): the argument hierarchy must be a "
+                        f"kesl_utils.hierarchy.Hierarchy, got {type(hierarchy).__name__}{hint}")
     return spec.builder()(hierarchy, **checked)
 
 
 # -- the losses ---------------------------------------------------------------------------------
-def _check_soft_labels(soft_labels) -> torch.Tensor:
+def _check_soft_labels(soft_labels, owner: str = "KESLLoss") -> torch.Tensor:
+    if isinstance(soft_labels, Hierarchy):
+        raise TypeError(f"{owner}(soft_labels): the argument soft_labels is the (n, n) soft-label matrix g, got a "
+                        "Hierarchy; build g with soft_label_matrix(hierarchy.edge_distances(), lam, T), or let "
+                        "build_loss('kesl', hierarchy, lam=..., T=...) do it")
+    if not isinstance(soft_labels, (torch.Tensor, np.ndarray, list, tuple)):
+        raise TypeError(f"{owner}(soft_labels): the argument soft_labels must be an (n, n) tensor, array or nested "
+                        f"list (the soft-label matrix g), got {type(soft_labels).__name__}")
     g = torch.as_tensor(soft_labels).detach()
     if g.ndim != 2 or g.shape[0] != g.shape[1] or g.shape[0] == 0:
         raise ValueError(f"soft_labels must be a non-empty square (n, n) matrix, got shape {tuple(g.shape)}")

@@ -29,6 +29,11 @@ from . import names
 BACKBONES = names.BACKBONES
 
 
+class DamagedWeightsError(RuntimeError):
+    """A weight file (torch hub's ImageNet weights, a pretraining run's ``weights.pt``) exists but
+    cannot be read; the message names it and says how to get a sound copy."""
+
+
 def pretrained_weights(name: str):
     """The ImageNet weights (the torchvision enum member) of backbone ``name``."""
     spec = names.backbone_spec(name)
@@ -48,7 +53,8 @@ def build_model(name: str, num_classes: int, imagenet_weights: bool = False) -> 
 
     Input (B, 3, H, W) → logits (B, num_classes). ``imagenet_weights`` loads the backbone's
     ImageNet weights into everything but the classifier. Raises ``RuntimeError`` naming the
-    weight file and the folder to put it in when it cannot be downloaded.
+    weight file and the folder to put it in when it cannot be downloaded, and
+    :class:`DamagedWeightsError` naming the file when the file in the cache cannot be read.
     """
     spec = names.backbone_spec(name)
     if not isinstance(num_classes, int) or num_classes < 1:
@@ -63,7 +69,11 @@ def build_model(name: str, num_classes: int, imagenet_weights: bool = False) -> 
     except Exception as error:  # noqa: BLE001 - any download failure gets the same advice
         target = weight_file(name)
         if target.is_file():
-            raise  # the file is there but broken: the original error says why
+            raise DamagedWeightsError(
+                f"cannot read the ImageNet weights of {name} in torch's hub cache, {target} "
+                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}): the file is damaged "
+                f"(an interrupted download?). Delete it and run again to download it again, or place a sound copy "
+                f"of {weights.url} there") from error
         raise RuntimeError(
             f"could not download the pretrained {name} weights ({type(error).__name__}: {error}). "
             f"Download {weights.url} on a machine with network access and place the file "

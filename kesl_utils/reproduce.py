@@ -28,8 +28,10 @@ import datetime as dt
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -65,14 +67,39 @@ def kernel_environment(context: RunContext, progress_log: Path) -> dict:
     return env
 
 
-def _kernel_manager(env: dict):
-    """A Jupyter kernel manager class whose kernels start with ``env`` as their environment."""
+def _kernel_manager(env: dict, ipc_prefix: Optional[Path] = None):
+    """A Jupyter kernel manager class whose kernels start with ``env`` as their environment.
+
+    The terminal of ``make reproduce`` shows only the series' own lines, so the kernels are started
+    without the two messages Jupyter would print there:
+
+    * ``Kernel is running over TCP without encryption``, which ipykernel logs for every kernel on the
+      default TCP transport: with ``ipc_prefix`` (POSIX), the kernels talk over Unix sockets named
+      ``<ipc_prefix>-<n>``, which no other machine can reach, so there is nothing to warn about.
+    * ``KeyboardInterrupt caught in kernel``: jupyter_client's ``shutdown_kernel`` sends SIGINT
+      before its shutdown request, and a kernel that is handling a message when the signal lands
+      logs that error although nothing went wrong. papermill shuts a kernel down
+      only after its last cell, so the interrupt has nothing to stop: it is left out; a kernel that
+      does not exit after the request is still killed (``shutdown_wait_time``). Interrupts at other
+      times (a cell's timeout) are sent as before.
+    """
     from jupyter_client.manager import AsyncKernelManager
 
     class KernelWithEnvironment(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            if ipc_prefix is not None:
+                kwargs.setdefault("transport", "ipc")
+                kwargs.setdefault("ip", str(ipc_prefix))
+            super().__init__(**kwargs)
+
         async def start_kernel(self, **kw):
             kw["env"] = dict(env)
             return await AsyncKernelManager.start_kernel(self, **kw)
+
+        async def _async_interrupt_kernel(self):
+            if self.shutting_down:
+                return
+            await AsyncKernelManager._async_interrupt_kernel(self)
 
     return KernelWithEnvironment
 
@@ -188,7 +215,9 @@ def run_notebooks(notebooks: list[Path], *, context: RunContext, data_root: str,
     output_dir.mkdir(parents=True, exist_ok=True)
     log = output_dir / "progress.jsonl"
     log.write_text("")
-    kernel = _kernel_manager(kernel_environment(context, log))
+    # Unix sockets need a short path (about 100 bytes on macOS); Windows has none: TCP there.
+    sockets = Path(tempfile.mkdtemp(prefix="kesl-kernels-")) if os.name == "posix" else None
+    kernel = _kernel_manager(kernel_environment(context, log), sockets / "kernel" if sockets else None)
     progress = RunProgress(log, estimates=estimates)
     stop = threading.Event()
     follower = threading.Thread(target=progress.follow, args=(stop,), daemon=True)
@@ -217,6 +246,8 @@ def run_notebooks(notebooks: list[Path], *, context: RunContext, data_root: str,
     finally:
         stop.set()
         follower.join(timeout=5)
+        if sockets is not None:
+            shutil.rmtree(sockets, ignore_errors=True)
     return timings
 
 
@@ -463,8 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         context = from_environment(args.profile, data_root=args.data_root, executor=args.executor,
-                                   precedence="arguments")
-    except ValueError as error:
+                                   precedence="arguments").prepare()
+    except (ValueError, PermissionError) as error:
         parser.error(str(error))
     executed = context.results_dir / "notebooks"
     if not args.report_only:
@@ -472,7 +503,6 @@ def main(argv: list[str] | None = None) -> int:
         missing = [str(n) for n in notebooks if not n.exists()]
         if missing:
             parser.error(f"notebook(s) not found: {', '.join(missing)}")
-        context.prepare()
         start = time.perf_counter()
         estimates = series_estimates(context)
         timings = run_notebooks([n.resolve() for n in notebooks], context=context, data_root=args.data_root,

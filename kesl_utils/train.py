@@ -69,18 +69,29 @@ from torch import nn
 
 from . import distributed, paths
 from .config import Config
-from .context import RunContext, resolve_device
-from .data import build_dataset, build_loader, load_run_hierarchy, with_data_fingerprint
+from .context import RunContext, resolve_device, usable_cpu_count
+from .data import build_dataset, build_loader, check_images, load_run_hierarchy, with_data_fingerprint
 from .hierarchy import Hierarchy
 from .losses import build_loss
 from .metrics import class_distance_matrix, summarize
-from .models import backbone_parameters, build_model, classifier_module, classifier_parameters
+from .models import DamagedWeightsError, backbone_parameters, build_model, classifier_module, classifier_parameters
 from .progress import tqdm
 from .records import (RunRecord, git_commit, library_versions, load_record, machine_description, record_path,
-                      save_record, utc_now)
+                      save_record, set_aside_damaged_record, utc_now)
 
 CHECKPOINT_FORMAT = 2
 _EPOCH_SEED_STRIDE = 1_000_000
+#: Batches between two looks at the loss on a GPU (each look waits for the GPU); on a CPU every batch.
+DIVERGENCE_CHECK_EVERY_CUDA = 16
+
+
+class DivergenceError(FloatingPointError):
+    """The training loss became NaN or infinite; ``batch`` (1-based), ``epoch`` and ``lr`` say where."""
+
+    def __init__(self, message: str, *, batch: int, epoch: Optional[int], lr: float):
+        super().__init__(message)
+        self.batch, self.epoch, self.lr = batch, epoch, lr
+
 
 #: Called after each epoch's checkpoint as ``on_epoch_end(epoch, entry)`` (``entry``: the history row).
 EpochCallback = Callable[[int, dict], None]
@@ -177,16 +188,39 @@ def _progress(total: int, desc: str, quiet: bool):
 
 
 # -- one epoch --------------------------------------------------------------------------------
+def _lr_of(optimizer) -> float:
+    """The learning rate a run reports: its classifier group's (the config's ``lr``), else group 0's."""
+    groups = optimizer.param_groups
+    return next((g["lr"] for g in groups if g.get("name") == "classifier"), groups[0]["lr"])
+
+
+def _first_bad_batch(first_bad: torch.Tensor) -> int:
+    """The first batch (0-based) whose loss was not finite, over every rank (-1: none); one host sync."""
+    if distributed.world_size() > 1:
+        # The smallest bad batch of any rank, so that every rank stops at the same step.
+        import torch.distributed as dist
+        value = torch.where(first_bad < 0, torch.full_like(first_bad, 2**62), first_bad)
+        dist.all_reduce(value, op=dist.ReduceOp.MIN)
+        return -1 if int(value.item()) == 2**62 else int(value.item())
+    return int(first_bad.item())
+
+
 def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
                     loader, device: torch.device, *, scheduler=None, scaler=None,
                     amp_dtype: Optional[torch.dtype] = None, channels_last: bool = False,
                     max_batches: Optional[int] = None, desc: str = "train",
-                    quiet: bool = False) -> dict:
+                    quiet: bool = False, epoch: Optional[int] = None,
+                    check_every: Optional[int] = None) -> dict:
     """One pass over ``loader`` (at most ``max_batches`` batches); steps ``scheduler`` per batch.
 
     ``amp_dtype``: autocast dtype (:func:`autocast_dtype`), ``None`` for full precision.
     Returns ``train_loss`` (mean over images), ``train_top1`` (percent, on the augmented
     training batches in train mode), ``images``, ``time_s`` and ``images_per_s``.
+
+    A loss that is NaN or infinite raises :class:`DivergenceError` naming the first such batch,
+    ``epoch`` and its learning rate, within ``check_every`` batches of it (default: 1 on a CPU,
+    before that batch's step; :data:`DIVERGENCE_CHECK_EVERY_CUDA` on a GPU, where the flag is kept
+    on the device so that no batch waits for the GPU).
     """
     model.train()
     non_blocking = device.type == "cuda"
@@ -195,6 +229,10 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     images = 0
+    first_bad = torch.full((), -1, dtype=torch.int64, device=device)
+    if check_every is None:
+        check_every = 1 if device.type == "cpu" else DIVERGENCE_CHECK_EVERY_CUDA
+    lrs = []  # the learning rate of each batch since the last look at the loss
     bar = _progress(total, desc, quiet)
     last_postfix = start = time.perf_counter()
     for index, (inputs, targets) in enumerate(loader):
@@ -206,6 +244,19 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
                             enabled=amp_dtype is not None):
             logits = model(inputs)
             loss = criterion(logits, targets)
+        lrs.append(_lr_of(optimizer))
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()),
+                                torch.full_like(first_bad, index), first_bad)
+        if (index + 1) % check_every == 0 or index + 1 == total:
+            bad = _first_bad_batch(first_bad)
+            if bad >= 0:
+                bar.close()
+                lr = lrs[bad - (index + 1 - len(lrs))]
+                where = f" of epoch {epoch}" if epoch is not None else ""
+                raise DivergenceError(
+                    f"the training loss is not finite at batch {bad + 1}/{total}{where} (lr {lr:g}): the run "
+                    "diverged; lower the learning rate (--lr)", batch=bad + 1, epoch=epoch, lr=lr)
+            lrs.clear()
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None and scaler.is_enabled():
             scaler.scale(loss).backward()
@@ -422,6 +473,8 @@ class Session:
     amp_dtype: Optional[torch.dtype]
     channels_last: bool
     artifacts: dict = field(default_factory=dict)
+    #: Real data: the files the pre-flight check left out, per split (:func:`kesl_utils.data.check_images`).
+    bad_images: dict = field(default_factory=dict)
     #: The model :func:`evaluate_test_set` runs on several processes: ``model`` (compiled if
     #: asked) without the DistributedDataParallel wrapper; ``None``: ``forward_model``.
     eval_model: Optional[nn.Module] = None
@@ -465,6 +518,14 @@ def setup(config: Config, *, context: RunContext) -> Session:
     train_set = build_dataset(config.dataset, "train", n_per_class=config.n_per_class,
                               label_noise=config.label_noise, **data_kwargs)
     test_set = build_dataset(config.dataset, "test", n_per_class=config.n_test_per_class, **data_kwargs)
+    bad_images = {}
+    if config.source == "real":
+        # Before any epoch: a bad file must not cost a run's training (train and test splits alike).
+        with warnings.catch_warnings():
+            if not distributed.is_main():
+                warnings.simplefilter("ignore", RuntimeWarning)
+            bad_images = check_images({"train": train_set, "test": test_set}, skip_bad_images=config.skip_bad_images,
+                                      dataset=config.dataset, workers=min(8, 2 * usable_cpu_count()))
     shards = dict(rank=distributed.rank(), world_size=distributed.world_size())
     train_loader = build_loader(train_set, config.batch_size, train=True, device=device, seed=config.seed, **shards)
     test_loader = build_loader(test_set, config.batch_size, train=False, device=device, seed=config.seed, **shards)
@@ -498,7 +559,7 @@ def setup(config: Config, *, context: RunContext) -> Session:
         seed_everything(distributed.rank_seed(config.seed, distributed.rank()))
     return Session(config, context.results_dir, device, hierarchy, distances, lca, criterion, train_set, test_set, train_loader,
                    test_loader, model, forward_model, optimizer, scheduler, scaler, iters_per_epoch,
-                   amp_dtype, channels_last, artifacts, eval_model=eval_model)
+                   amp_dtype, channels_last, artifacts, bad_images=bad_images, eval_model=eval_model)
 
 
 def resume(session: Session, *, quiet: bool = True) -> Progress:
@@ -541,7 +602,7 @@ def fit(session: Session, progress: Progress, *, quiet: bool = True, bars: Optio
                                 session.device, scheduler=session.scheduler, scaler=session.scaler,
                                 amp_dtype=session.amp_dtype, channels_last=session.channels_last,
                                 max_batches=session.iters_per_epoch,
-                                desc=f"{config.run_id} {epoch}/{config.epochs}", quiet=not bars)
+                                desc=f"{config.run_id} {epoch}/{config.epochs}", quiet=not bars, epoch=epoch)
         if not math.isfinite(stats["train_loss"]):
             raise FloatingPointError(f"{config.run_id}: training loss is {stats['train_loss']} "
                                      f"in epoch {epoch} (lr {lr:g}); the run diverged")
@@ -620,7 +681,7 @@ def finish(session: Session, progress: Progress, *, save_weights: bool = False, 
         images_per_s=sum(h["train_images"] for h in history) / train_time if train_time else 0.0,
         device=describe_device(session.device), machine=machine_description(), versions=library_versions(), git_commit=git_commit(),
         finished_at=utc_now(), status="finished", error=None, world_size=distributed.world_size(),
-        artifacts=artifacts)
+        artifacts=artifacts, bad_images=session.bad_images)
     if write_record:
         save_record(record, folder)
     if not keep_checkpoints:
@@ -647,6 +708,10 @@ def run(config: Config, *, context: RunContext, force: bool = False, keep_checkp
     on_epoch_end: called as ``on_epoch_end(epoch, history_entry)`` after each epoch's checkpoint
         (on every rank).
 
+    A damaged record of ``config`` (truncated, or edited after it was written) is set aside as
+    ``<run_id>.damaged-<time>.json`` with a warning (:func:`kesl_utils.records.set_aside_damaged_record`)
+    and the run is trained again.
+
     A ``pretrain_run`` whose weights are missing is trained first (:func:`pretrained_weights`),
     before this run seeds anything, so that its RNG use cannot leak into this run (the result must
     not depend on whether the weights existed, e.g. serial vs. parallel sweeps).
@@ -664,6 +729,10 @@ def run(config: Config, *, context: RunContext, force: bool = False, keep_checkp
     folder = context.results_dir
     config = with_data_fingerprint(config, context.data_root)
     check_results_writable(config, folder)
+    if distributed.is_main():
+        # A damaged record is renamed, never overwritten, and never taken for a finished run.
+        set_aside_damaged_record(config, folder)
+    distributed.barrier()
     if not force:
         cached = load_record(config, folder)
         usable = cached is not None and (not save_weights or weights_path(config, folder).is_file())
@@ -710,7 +779,13 @@ def pretrained_weights(pretrain: Config, *, context: RunContext) -> Path:
 def load_backbone(model: nn.Module, weights: Path, backbone: str) -> None:
     """Load every parameter of ``weights`` into ``model`` (of backbone ``backbone``) except the
     classifier, which stays new."""
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - a truncated zip, a pickle error, …: the file is damaged
+        raise DamagedWeightsError(
+            f"cannot read the pretraining weights {paths.display_path(weights)} ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}): the file is damaged. Delete it and run again: "
+            "the pretraining run's weights are trained again when missing (its record is kept)") from error
     head = classifier_module(model, backbone)
     prefix = next(name for name, module in model.named_modules() if module is head) + "."
     missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if not k.startswith(prefix)},

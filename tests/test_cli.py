@@ -146,3 +146,148 @@ def test_hierarchy_regenerate_rejects_a_taxonomy(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["hierarchy", "regenerate", "--check", "cub"])
     assert exit_.value.code == 2 and "cub" in capsys.readouterr().err
+
+
+# -- named errors and strict inputs (issue 23) -------------------------------------------------------
+def _fails_naming(capsys, status, *texts):
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "Traceback" not in err and all(text in err for text in texts), err
+    return err
+
+
+def test_every_command_names_a_results_folder_that_is_a_file(monkeypatch, capsys, tmp_path):
+    """Issue 23: a results folder that is a file gave NotADirectoryError tracebacks (and `plan` read nothing)."""
+    from kesl_utils import reproduce
+
+    results = tmp_path / "results-file"
+    results.write_text("not a folder")
+    monkeypatch.setenv("KESL_RESULTS_DIR", str(results))
+    monkeypatch.setattr(train, "run", lambda *a, **k: pytest.fail("a run started"))
+    for argv in (["train", "--profile", "smoke", "--device", "cpu"], ["table", "backbone_ablation", "--profile", "smoke"],
+                 ["plan", "--profile", "smoke", "--summary"]):
+        _fails_naming(capsys, main(argv), "error: ", str(results))
+    with pytest.raises(SystemExit) as exit_:
+        reproduce.main(["--profile", "smoke", "--report-only"])
+    _fails_naming(capsys, exit_.value.code, "error: cannot write in", str(results))
+    assert results.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(__import__("os").geteuid() == 0, reason="root writes into read-only folders")
+def test_every_writing_command_names_a_read_only_results_folder(monkeypatch, capsys, tmp_path):
+    results = tmp_path / "ro"
+    results.mkdir()
+    results.chmod(0o500)
+    monkeypatch.setenv("KESL_RESULTS_DIR", str(results))
+    for argv in (["train", "--profile", "smoke", "--device", "cpu"], ["table", "backbone_ablation", "--profile", "smoke"]):
+        _fails_naming(capsys, main(argv), "error: cannot write in", str(results))
+
+
+def test_errors_raised_on_purpose_are_one_line_and_exit_2_and_debug_keeps_the_traceback(capsys, tmp_path):
+    """Issue 23: `--device foo` was torch's raw error, a missing dataset a 20–95-line traceback."""
+    _fails_naming(capsys, main(["train", "--profile", "smoke", "--device", "foo"]),
+                  "error: device 'foo' is not a device name; this machine has: cpu")
+    _fails_naming(capsys, main(["train", "--profile", "smoke", "--source", "real", "--no-imagenet-weights",
+                                "--data-root", str(tmp_path / "nowhere"), "--device", "cpu"]),
+                  "error: CUB-200-2011: dataset root does not exist:", "Expected layout:")
+    with pytest.raises(ValueError, match="device 'foo' is not a device name"):
+        main(["train", "--profile", "smoke", "--device", "foo", "--debug"])
+    with pytest.raises(ValueError, match="device 'foo' is not a device name"):
+        main(["--debug", "train", "--profile", "smoke", "--device", "foo"])
+
+
+def test_deliberate_errors_are_those_the_library_raises_itself():
+    import json
+
+    import torch
+
+    from kesl_utils.__main__ import deliberate
+    from kesl_utils.data import DatasetLayoutError
+
+    def caught(function, *args):
+        try:
+            function(*args)
+        except BaseException as error:  # noqa: BLE001
+            return error
+        raise AssertionError("no error")
+
+    assert deliberate(caught(Config, "cub", "synthetic", "dag", None, None, 1.0, 0.0, 32, False, None, "resnet18",
+                             False, None, "ce", {}, "sgd", 0.1, 1.0, 0.9, 5e-4, "cosine", 0, None, None, 1, 8,
+                             None, 1, False, False, False, -1))                      # a raise statement of Config
+    assert deliberate(DatasetLayoutError("x", "cub", "layout", "url"))            # a class the library defines
+    assert not deliberate(caught(torch.device, "foo"))                             # raised inside torch
+    assert not deliberate(caught(json.loads, "{"))                                 # inside the standard library
+    assert not deliberate(caught(paths.sha256_file, None))                         # a bad call in the package: a bug
+    assert not deliberate(KeyboardInterrupt())
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--profile", "smoke", "--seed", "18446744073709551616"], "Config.seed=18446744073709551616 is out of "
+                                                                        "range (expected 0 <= seed < 2**32"),
+    (["table", "backbone_ablation", "--profile", "smoke", "--seeds", "0", "-1"], "--seeds=-1 is out of range"),
+    (["train", "--profile", "quick", "--gamma", "0.5"], "--gamma is a parameter of the 'step' schedule, not of the "
+                                                        "chosen schedule 'cosine' (the profile's; choose one with "
+                                                        "--schedule)"),
+    (["train", "--profile", "paper", "--schedule", "cosine", "--step-size", "3"], "--step-size is a parameter of "
+                                                                                  "the 'step' schedule, not of the "
+                                                                                  "chosen schedule 'cosine'"),
+])
+def test_out_of_range_seeds_and_unused_schedule_flags_are_usage_errors(argv, message, capsys, monkeypatch):
+    """Issue 23: a huge seed overflowed inside torch, `--seeds -1` was a traceback, and `--gamma` with the cosine
+    schedule was dropped silently, the run getting the plain run's id."""
+    monkeypatch.setattr(train, "run", lambda *a, **k: pytest.fail("a run started"))
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_schedule_flags_of_the_chosen_schedule_are_taken():
+    args = build_parser().parse_args(["train", "--profile", "quick", "--schedule", "step", "--step-size", "3",
+                                      "--gamma", "0.5"])
+    config = config_from_args(args)
+    assert (config.schedule, config.step_size, config.gamma) == ("step", 3, 0.5)
+
+
+def test_imagenet_weights_replace_the_profiles_pretraining_run_and_no_pretrain_run_drops_it():
+    """Issue 23: `--pretrained` on the CUB configs failed with "two initialisations; give one", and no flag dropped
+    the synthetic pretraining."""
+    from kesl_utils.__main__ import replaced_pretraining
+
+    parse = build_parser().parse_args
+    profile_run = config_from_args(parse(["train", "--profile", "quick", "--dataset", "cub"]))
+    assert profile_run.pretrain_run is not None and not profile_run.imagenet_weights
+    args = parse(["train", "--profile", "quick", "--dataset", "cub", "--imagenet-weights"])
+    imagenet = config_from_args(args)
+    assert imagenet.imagenet_weights and imagenet.pretrain_run is None
+    assert imagenet == experiments.profile_config("quick", "cub", imagenet_weights=True, pretrain_run=None)
+    note = replaced_pretraining(args, imagenet)
+    assert note.startswith("note: --imagenet-weights: this run starts from torchvision's ImageNet weights, not from "
+                           f"the profile's synthetic pretraining run {profile_run.pretrain_run.run_id}")
+    args = parse(["train", "--profile", "quick", "--dataset", "cub", "--no-pretrain-run"])
+    scratch = config_from_args(args)
+    assert scratch.pretrain_run is None and not scratch.imagenet_weights
+    assert "--no-pretrain-run: this run starts from random weights" in replaced_pretraining(args, scratch)
+    assert replaced_pretraining(parse(["train", "--profile", "quick"]), profile_run) is None
+    plain = parse(["train", "--profile", "quick", "--dataset", "mini_imagenet"])  # trained from scratch anyway
+    assert replaced_pretraining(plain, config_from_args(plain)) is None
+
+
+def test_train_says_it_replaced_a_damaged_record(monkeypatch, capsys, results_dir):
+    """Issue 23: a truncated record was retrained and overwritten, and the command line said "trained"."""
+    monkeypatch.setattr(train, "load_run_hierarchy", lambda config: TINY)
+    argv = ["train", "--profile", "smoke", "--dataset", "mini_imagenet", "--n-per-class", "6", "--batch-size", "8",
+            "--epochs", "1", "--device", "cpu", "--quiet"]
+    assert main(argv) == 0
+    config = experiments.profile_config("smoke", "mini_imagenet", n_per_class=6, batch_size=8, epochs=1)
+    path = records.record_path(config.run_id, results_dir)
+    text = path.read_text()
+    path.write_text(text[:100])
+    capsys.readouterr()
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    (aside,) = records.set_aside_records(config.run_id, results_dir)
+    assert f"run {config.run_id} (trained" in out.out
+    assert (f"replaced a damaged record (not valid JSON, truncated or cut by an edit" in out.out
+            and paths.display_path(aside) in out.out)
+    assert f"warning: run record {paths.display_path(path)} was damaged" in out.err and "Traceback" not in out.err
+    assert aside.read_text() == text[:100] and records.load_record(config, results_dir) is not None

@@ -37,6 +37,13 @@ def test_prepare_fails_at_once_naming_a_folder_that_is_a_file(tmp_path):
         RunContext(results_dir=tmp_path / "r").prepare()
 
 
+def test_prepare_names_the_results_folder_itself_when_it_is_a_file(tmp_path):
+    (tmp_path / "r").write_text("a file")
+    with pytest.raises(PermissionError, match=rf"cannot write in {tmp_path / 'r'} \(NotADirectoryError: "
+                                              rf"{tmp_path / 'r'} exists and is not a folder\)"):
+        RunContext(results_dir=tmp_path / "r").prepare()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_prepare_fails_at_once_naming_a_read_only_folder(tmp_path):
     (tmp_path / "r" / "figures").mkdir(parents=True)
@@ -88,6 +95,20 @@ def test_one_default_device():
     import torch
     assert context.resolve_device("cpu") == torch.device("cpu")
     assert context.resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_a_device_this_machine_lacks_is_an_error_naming_what_it_has():
+    """Issue 23: `--device foo` was torch's raw error; `--device cuda` without a GPU a driver error after set-up."""
+    import torch
+    available = context.available_devices()
+    assert available[0] == "cpu"
+    with pytest.raises(ValueError, match=rf"device 'foo' is not a device name; this machine has: {available[0]}"):
+        context.resolve_device("foo")
+    with pytest.raises(ValueError, match=r"device 'cuda:99' is not available: "):
+        context.resolve_device("cuda:99")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"device 'cuda' is not available: .*; this machine has: cpu"):
+            context.resolve_device("cuda")
 
 
 # -- the library below the entry points and the environment -------------------------------------------

@@ -239,3 +239,19 @@ def test_build_loss_rejects_bad_arguments():
 def test_numpy_targets_are_a_type_error():
     with pytest.raises(TypeError, match=r"targets must be a torch.Tensor, got ndarray"):
         KESLLoss(G4)(torch.randn(2, 4), np.array([0, 1]))
+
+
+def test_the_wrong_argument_types_say_what_was_expected():
+    """Issue 23: KESLLoss(hierarchy) said "Could not infer dtype of Hierarchy", build_loss("kesl", g) raised an
+    AttributeError."""
+    h = four_leaf_hierarchy()
+    with pytest.raises(TypeError, match=r"KESLLoss\(soft_labels\): the argument soft_labels is the \(n, n\) "
+                                        r"soft-label matrix g, got a Hierarchy; build g with soft_label_matrix"):
+        KESLLoss(h)
+    with pytest.raises(TypeError, match=r"soft_labels must be an \(n, n\) tensor, array or nested list .*got str"):
+        KESLLoss("g.csv")
+    with pytest.raises(TypeError, match=r"build_loss\('kesl', hierarchy\): the argument hierarchy must be a "
+                                        r"kesl_utils.hierarchy.Hierarchy, got Tensor; .* use KESLLoss\(g"):
+        build_loss("kesl", G4)
+    with pytest.raises(TypeError, match=r"build_loss\('hxe', hierarchy\): .* got ndarray$"):
+        build_loss("hxe", E4)

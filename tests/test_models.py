@@ -60,3 +60,16 @@ def test_pretrained_from_cache_replaces_classifier(monkeypatch, tmp_path):
 def test_bad_name():
     with pytest.raises(ValueError, match="resnet18"):
         models.build_model("vgg16", 10)
+
+
+def test_a_damaged_weight_file_in_the_hub_cache_names_the_file_and_what_to_do(monkeypatch, tmp_path):
+    """Issue 23: a corrupt torch-hub weight file raised a bare UnpicklingError."""
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("must not download"))
+    target = models.weight_file("resnet18")
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"\x80\x02 not a pickle, an interrupted download")
+    with pytest.raises(models.DamagedWeightsError) as info:
+        models.build_model("resnet18", 5, imagenet_weights=True)
+    message = str(info.value)
+    assert str(target) in message and "Delete it and run again to download it again" in message

@@ -59,7 +59,7 @@ def test_make_lab_runs_as_root_and_takes_lab_args():
 
 
 def test_make_clean_never_deletes_a_tracked_file():
-    """`make clean` removes build/ and ignored or untracked results; none of its rm paths holds a tracked file."""
+    """`make clean` removes build/ and regenerated results; none of its rm paths holds a tracked file."""
     import subprocess
 
     makefile = (paths.PROJECT_ROOT / "Makefile").read_text()
@@ -71,4 +71,68 @@ def test_make_clean_never_deletes_a_tracked_file():
     if listed.returncode != 0:
         pytest.skip("not a git checkout")
     assert listed.stdout == "", f"make clean would delete tracked files: {listed.stdout.split()[:5]}"
-    assert "git clean" in clean and "results-paper" not in clean
+    assert "git clean" not in clean and "results-paper" not in clean
+
+
+def test_make_clean_keeps_untracked_records_checkpoints_weights_and_a_users_files(tmp_path):
+    """Issue 23: `make clean` once ran `git clean -fdxq -- results`, deleting an untracked quick record (hours of
+    CPU) and a user's notes. In a copy of the repository's Makefile, inside a git repository of its own, it now
+    removes only build/ and the executed notebooks, naming each, and keeps everything else under results/."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None or shutil.which("git") is None:
+        pytest.skip("needs make and git")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(paths.PROJECT_ROOT / "Makefile", repo / "Makefile")
+    shutil.copy(paths.PROJECT_ROOT / ".gitignore", repo / ".gitignore")
+    (repo / "results" / "runs").mkdir(parents=True)
+    (repo / "results" / "README.md").write_text("tracked\n")
+    (repo / "results" / "runs" / "cub-resnet18-ce-0000000001.json").write_text("{}\n")  # a committed record
+    git = dict(cwd=repo, capture_output=True, text=True, check=True)
+    subprocess.run(["git", "init", "-q"], **git)
+    subprocess.run(["git", "add", "-A"], **git)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"], **git)
+    kept = ["results/runs/cub-resnet18-kesl-0000000002.json",        # untracked: an unfinished quick run's record
+            "results/runs/cub-resnet18-kesl-0000000003.failed.json",
+            "results/my_notes.txt",                                   # a user's file
+            "results/checkpoints/cub-resnet18-kesl-0000000004/last.pt",  # an interrupted run's resume point
+            "results/artifacts/small_imagenet-resnet18-ce-0000000005/weights.pt",
+            "results/notebooks/my_copy.ipynb",                        # not a notebook of the series
+            "results-paper/runs/cub-resnet50-kesl-0000000006.json",
+            "results/README.md", "results/runs/cub-resnet18-ce-0000000001.json"]
+    removed = ["results/notebooks/00_environment.ipynb", "results/notebooks/03_cub_comparison.ipynb",
+               "results/notebooks/progress.jsonl", "build/results-smoke/runs/x.json", "build/test-results/y"]
+    for name in kept + removed:
+        path = repo / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_text(name)
+    out = subprocess.run(["make", "clean"], cwd=repo, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert [name for name in kept if not (repo / name).is_file()] == []
+    assert [name for name in removed if (repo / name).exists()] == [] and not (repo / "build").exists()
+    for name in removed[:3]:
+        assert f"removing {name}" in out.stdout  # it says what it removes under results/
+
+
+def test_the_first_minutes_of_the_readme():
+    """Issue 23: the README opens with what its commands cost (from the run plan) and a command that finishes in
+    minutes, its torchrun lines work from a fresh shell, `make lab` is explained for a machine without a screen,
+    no path leaves the repository, and results-paper/ is ignored by git."""
+    import subprocess
+
+    opening = README.split("\n## ", 1)[0]
+    assert "make reproduce PROFILE=smoke" in opening and "minutes" in opening
+    assert "kesl_utils plan" in opening  # where the cost comes from
+    torchrun = [line for block in BASH_BLOCKS for line in block.splitlines() if "torchrun" in line]
+    assert torchrun and all(line.strip().startswith(".venv/bin/torchrun") for line in torchrun), torchrun
+    assert (paths.PROJECT_ROOT / "Makefile").read_text().count("$(VENV)/bin/") >= 1  # the venv the Makefile makes
+    lab = README.split("## JupyterLab", 1)[1].split("\n## ", 1)[0]
+    assert "--no-browser" in lab and "ssh -N -L" in lab
+    assert "../" not in README and "shared/tools" not in README, "a path outside the repository"
+    ignored = subprocess.run(["git", "check-ignore", "-q", "results-paper/runs/x.json"], cwd=paths.PROJECT_ROOT)
+    if ignored.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert ignored.returncode == 0, "results-paper/ is not ignored by git"

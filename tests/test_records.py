@@ -44,16 +44,20 @@ def test_partial_unfinished_or_malformed_record_is_not_finished(results_dir):
     runs = results_dir / "runs"
     runs.mkdir(parents=True)
     target = runs / f"{config.run_id}.json"
+    damaged = pytest.warns(records.DamagedRecordWarning, match=f"{config.run_id}.json is damaged")
     for cut in (0, 1, len(text) // 2, len(text) - 1):
         target.write_text(text[:cut])
-        assert records.load_record(config, results_dir) is None
+        with damaged:
+            assert records.load_record(config, results_dir) is None
     for broken in (dict(status="running"), dict(metrics={}), dict(metrics={"top1": 50.0}),
                    dict(metrics=dict(METRICS, top1="fifty")), dict(metrics=dict(METRICS, ece=None)),
                    dict(metrics=[1, 2]), dict(metrics=dict(METRICS, top1=float("nan")))):
         target.write_text(json.dumps(dict(_record(config).to_dict(), **broken)))
-        assert records.load_record(config, results_dir) is None, broken
+        with damaged:
+            assert records.load_record(config, results_dir) is None, broken
     target.write_text("[1, 2]")
-    assert records.load_record(config, results_dir) is None and records.load_records(results_dir) == []
+    with damaged:
+        assert records.load_record(config, results_dir) is None and records.load_records(results_dir) == []
     # No mistake at all leaves mistake severity undefined: NaN there is a finished run.
     target.write_text(json.dumps(dict(_record(config).to_dict(), metrics=dict(METRICS, mistake_severity=float("nan")))))
     assert records.load_record(config, results_dir) is not None
@@ -107,3 +111,54 @@ def test_provenance():
     assert set(versions) == {"python", "torch", "torchvision", "numpy", "kesl_utils"}
     commit = records.git_commit()
     assert commit == "unknown" or len(commit.split("-")[0]) == 40
+
+
+# -- damaged records (issue 23) -----------------------------------------------------------------------
+def test_a_record_carries_a_digest_of_its_config_and_metrics(results_dir):
+    config = Config(seed=5)
+    path = records.save_record(_record(config), results_dir)
+    data = json.loads(path.read_text())
+    assert data["digest"] == records.record_digest(data) and len(data["digest"]) == 64
+    assert records.load_record(config, results_dir).digest == data["digest"]
+    # Older records have no digest: read as before, their content still checked.
+    del data["digest"]
+    path.write_text(json.dumps(data))
+    assert records.load_record(config, results_dir) == _record(config)
+
+
+def test_a_hand_edited_record_is_reported_never_used_and_set_aside_not_overwritten(results_dir):
+    config = Config(seed=6)
+    path = records.save_record(_record(config), results_dir)
+    data = json.loads(path.read_text())
+    data["metrics"]["top1"] = 99.0  # a hand edit
+    edited = json.dumps(data)
+    path.write_text(edited)
+    with pytest.warns(records.DamagedRecordWarning, match=rf"{config.run_id}\.json is damaged: its digest does not "
+                                                          "match"):
+        assert records.load_record(config, results_dir) is None
+    with pytest.warns(records.DamagedRecordWarning, match="digest"):
+        assert records.load_records(results_dir) == []
+    with pytest.warns(records.DamagedRecordWarning, match=rf"set aside as .*{config.run_id}\.damaged-"):
+        records.save_record(_record(config), results_dir)  # the retrained run's record
+    (aside,) = records.set_aside_records(config.run_id, results_dir)
+    assert aside.read_text() == edited and aside.name.startswith(f"{config.run_id}.damaged-")
+    assert records.load_record(config, results_dir).metrics["top1"] == 50.0
+    assert [r.run_id for r in records.load_records(results_dir)] == [config.run_id]  # the set-aside file is skipped
+
+
+def test_a_truncated_record_is_set_aside_with_a_warning_then_retrained(tmp_path):
+    from kesl_utils import train
+    from kesl_utils.context import RunContext
+
+    ctx = RunContext(results_dir=tmp_path / "results", device="cpu", progress=False)
+    config = Config(dataset="cub", image_size=16, n_per_class=2, n_test_per_class=1, epochs=1, batch_size=50,
+                    max_batches_per_epoch=1, profile="custom")
+    first = train.run(config, context=ctx)
+    path = records.record_path(config.run_id, ctx.results_dir)
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])  # a disk that filled up, a copy cut short
+    with pytest.warns(records.DamagedRecordWarning, match=rf"{config.run_id}\.json was damaged \(not valid JSON"):
+        again = train.run(config, context=ctx)
+    (aside,) = records.set_aside_records(config.run_id, ctx.results_dir)
+    assert aside.read_text() == text[: len(text) // 2]
+    assert again.metrics == first.metrics and records.load_record(config, ctx.results_dir) is not None

@@ -166,3 +166,30 @@ def test_run_progress_with_the_plan_counts_the_series_and_scales_its_estimate(tm
         "about 12.0 min left in the series (plan × measured/planned so far)",
         "[reproduce] 08_hierarchy_aware_methods.ipynb: run 1/1 x started; elapsed 2.2 min, "
         "about 2.0 min left in this batch"]
+
+
+def test_the_kernels_print_neither_the_tcp_warning_nor_a_spurious_keyboard_interrupt(tmp_path, monkeypatch):
+    """Issue 23: every kernel logged "Kernel is running over TCP without encryption", and one logged "KeyboardInterrupt
+    caught in kernel" when papermill shut it down after its last cell (jupyter_client interrupts before shutting
+    down). The kernels talk over Unix sockets, and a shutdown sends no interrupt; other interrupts still go."""
+    import asyncio
+    import os
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    if os.name != "posix":
+        pytest.skip("Unix sockets: POSIX only (TCP elsewhere)")
+    interrupts = []
+
+    async def interrupt(self):
+        interrupts.append(self.shutting_down)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", interrupt)
+    manager = reproduce._kernel_manager({"A": "1"}, tmp_path / "kernel")(kernel_name="python3")
+    assert manager.transport == "ipc" and manager.ip == str(tmp_path / "kernel")
+    manager.shutting_down = True
+    asyncio.run(manager._async_interrupt_kernel())
+    assert interrupts == []
+    manager.shutting_down = False  # a cell's timeout: interrupted as before
+    asyncio.run(manager._async_interrupt_kernel())
+    assert interrupts == [False]

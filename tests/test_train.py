@@ -11,8 +11,9 @@ from fakes import make_fake_cub_200
 from kesl_utils import losses, paths, records, train
 from kesl_utils.config import Config
 from kesl_utils.context import RunContext
-from kesl_utils.data import DatasetLayoutError
+from kesl_utils.data import BadImagesError, DatasetLayoutError
 from kesl_utils.hierarchy import Hierarchy
+from kesl_utils.models import DamagedWeightsError
 
 METRICS = ("top1", "top5", "mistake_severity", "hdist@1", "hdist@5", "ece")
 TIMING = ("images_per_s", "epoch_time_s")
@@ -230,19 +231,126 @@ def test_a_cached_record_is_not_returned_for_other_data(tmp_path, capsys):
     argv = ["train", "--profile", "smoke", "--source", "real", "--no-imagenet-weights", "--device", "cpu", "--quiet"]
     assert main(argv + ["--data-root", str(data_root)]) == 0
     assert "(trained" in capsys.readouterr().out
-    with pytest.raises(DatasetLayoutError):
-        main(argv + ["--data-root", str(tmp_path / "nonexistent")])
+    assert main(argv + ["--data-root", str(tmp_path / "nonexistent")]) == 2  # error: ..., no cached record
+    assert "error: CUB-200-2011: dataset root does not exist" in capsys.readouterr().err
 
 
-def test_skipped_images_are_counted_once_per_epoch(ctx, tmp_path):
+def _truncated_jpeg(path):
+    """A JPEG whose header is sound and whose pixels are cut short: only decoding finds it."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) * 2 // 3])
+
+
+def test_images_that_decode_badly_are_skipped_and_counted_once_per_epoch(ctx, tmp_path):
     data_root = make_fake_cub_200(tmp_path / "data", images_per_class=1, test_per_class=1)
     images = sorted((data_root / "CUB_200_2011" / "images").rglob("*.jpg"))
-    images[0].write_bytes(b"not a jpeg")  # class 001's training image
+    _truncated_jpeg(images[0])  # class 001's training image: its header passes the pre-flight check
     config = Config(dataset="cub", source="real", image_size=16, skip_bad_images=True, epochs=2, eval_every=1,
                     batch_size=50, profile="custom")
-    record = train.run(config, context=ctx.replace(data_root=data_root))
+    with pytest.warns(RuntimeWarning, match="skipped 1 undecodable image"):
+        record = train.run(config, context=ctx.replace(data_root=data_root))
     assert [h["skipped_images"] for h in record.history] == [1, 1]
     assert [h["test_skipped_images"] for h in record.history] == [0, 0]
+    assert record.bad_images == {"train": [], "test": []}  # the pre-flight check ran and found nothing
+
+
+def test_a_bad_test_image_stops_the_run_before_the_first_epoch_naming_the_cli_flag(ctx, tmp_path, monkeypatch):
+    """Issue 23: a corrupt *test* image failed at evaluation, after training; the hint named the Python argument."""
+    data_root = make_fake_cub_200(tmp_path / "data", images_per_class=1, test_per_class=1)
+    base = data_root / "CUB_200_2011" / "images"
+    test_image = sorted(base.rglob("*_0001.jpg"))[5]  # a test image (k = 1 of each class)
+    test_image.write_bytes(b"not a jpeg")
+    train_image = sorted(base.rglob("*_0000.jpg"))[7]  # and a training image the sampled batches would miss
+    train_image.write_bytes(b"")
+    monkeypatch.setattr(train, "train_one_epoch", lambda *a, **k: pytest.fail("training began"))
+    config = Config(dataset="cub", source="real", image_size=16, epochs=1, batch_size=50, max_batches_per_epoch=1,
+                    profile="custom")
+    with pytest.raises(BadImagesError) as info:
+        train.run(config, context=ctx.replace(data_root=data_root))
+    message = str(info.value)
+    assert f"test: {test_image} (UnidentifiedImageError" in message and f"train: {train_image}" in message
+    assert "--skip-bad-images" in message and "2 image file(s) of cub cannot be read" in message
+
+
+def test_with_skip_bad_images_bad_files_are_left_out_up_front_and_listed_in_the_record(ctx, tmp_path):
+    data_root = make_fake_cub_200(tmp_path / "data", images_per_class=1, test_per_class=1)
+    base = data_root / "CUB_200_2011" / "images"
+    sorted(base.rglob("*_0001.jpg"))[5].write_bytes(b"not a jpeg")
+    sorted(base.rglob("*_0000.jpg"))[7].write_bytes(b"")
+    config = Config(dataset="cub", source="real", image_size=16, skip_bad_images=True, epochs=1, batch_size=50,
+                    profile="custom")
+    with pytest.warns(RuntimeWarning, match="left 2 unreadable image file"):
+        record = train.run(config, context=ctx.replace(data_root=data_root))
+    assert len(record.bad_images["train"]) == 1 and len(record.bad_images["test"]) == 1
+    assert record.bad_images["test"][0].startswith("images/006.") and record.history[0]["skipped_images"] == 0
+    assert record.history[0]["train_images"] == 50 * (199 // 50)  # 199 sound training images, whole batches
+
+
+def test_a_diverging_run_stops_at_the_first_bad_batch_naming_batch_epoch_and_lr(tiny, ctx, monkeypatch):
+    """Issue 23: `--lr 1e30` was reported only at the end of the epoch."""
+    batches = []
+    real_build_model = train.build_model
+
+    def counting_model(*args, **kwargs):
+        model = real_build_model(*args, **kwargs)
+        model.register_forward_hook(lambda module, inputs, output: batches.append(1))
+        return model
+
+    monkeypatch.setattr(train, "build_model", counting_model)
+    config = tiny_config(lr=1e30, warmup_epochs=0, max_batches_per_epoch=None, n_per_class=8)  # 6 batches an epoch
+    with pytest.raises(train.DivergenceError) as info:
+        train.run(config, context=ctx)
+    error, lr = info.value, 1e30 * train.lr_factor(config, 6)(1)  # the cosine schedule's lr at batch 2
+    assert (error.batch, error.epoch, error.lr) == (2, 1, lr)
+    assert f"not finite at batch 2/6 of epoch 1 (lr {lr:g})" in str(error) and "--lr" in str(error)
+    assert len(batches) == 2  # stopped there, not at the end of the epoch
+
+
+def test_divergence_checked_every_few_batches_still_names_the_first_bad_one():
+    """On a GPU the loss is looked at every DIVERGENCE_CHECK_EVERY_CUDA batches (no sync per batch): the error
+    still names the first bad batch and its learning rate."""
+    from kesl_utils.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", 6)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e30)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (step + 1))
+    batches = [(torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 3]))] * 9
+    seen = []
+    model.register_forward_hook(lambda module, inputs, output: seen.append(1))
+    with pytest.raises(train.DivergenceError) as info:
+        train.train_one_epoch(model, losses.build_loss("ce"), optimizer, batches, torch.device("cpu"),
+                              scheduler=scheduler, quiet=True, epoch=3, check_every=4)
+    assert (info.value.batch, info.value.epoch, info.value.lr) == (2, 3, 1e30 / 2)
+    assert "batch 2/9 of epoch 3 (lr 5e+29)" in str(info.value) and len(seen) == 4  # found at the look after batch 4
+
+
+def test_a_device_this_machine_lacks_is_an_error_before_set_up(tiny, ctx, monkeypatch):
+    monkeypatch.setattr(train, "setup", lambda *a, **k: pytest.fail("set-up ran before the check"))
+    for device, message in (("foo", "device 'foo' is not a device name; this machine has: cpu"),
+                            ("cuda:99", "device 'cuda:99' is not available")):
+        with pytest.raises(ValueError, match=message):
+            train.run(tiny_config(), context=ctx.replace(device=device))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"device 'cuda' is not available: .*this machine has: cpu"):
+            train.run(tiny_config(), context=ctx.replace(device="cuda"))
+
+
+def test_damaged_pretraining_weights_name_the_file_and_what_to_do(tiny, ctx):
+    source = tiny_config(loss="ce", dataset="small_imagenet", seed=100, epochs=1, eval_every=1)
+    tuned = tiny_config(pretrain_run=source, epochs=1)
+    train.run(tuned, context=ctx)
+    weights = train.weights_path(source, ctx.results_dir)
+    weights.write_bytes(weights.read_bytes()[:1000])  # an interrupted copy
+    with pytest.raises(DamagedWeightsError) as info:
+        train.setup(tuned, context=ctx)
+    message = str(info.value)
+    assert paths.display_path(weights) in message and "Delete it and run again" in message
 
 
 # -- failing before compute is spent ----------------------------------------------------------------

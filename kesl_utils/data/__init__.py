@@ -8,8 +8,8 @@ tensor once a transform is applied (the synthetic set always returns a float ten
   :mod:`.synthetic` — :class:`SyntheticHierarchical`; :mod:`.transforms` — :func:`build_transforms`;
   :mod:`.loaders` — :func:`build_dataset`, :func:`build_loader`, :func:`data_fingerprint`,
   :func:`with_data_fingerprint`, :func:`load_run_hierarchy`;
-  :mod:`.image_files` — decoding, skip counting, fingerprints, metadata reading and the errors
-  shared by the real datasets.
+  :mod:`.image_files` — decoding, the pre-flight check of every file (:func:`check_images`), skip
+  counting, fingerprints, metadata reading and the errors shared by the real datasets.
 
 Nothing here downloads: a missing dataset raises :class:`DatasetLayoutError` (a
 ``FileNotFoundError``) naming the missing file, the expected layout and where to get it; a
@@ -17,7 +17,7 @@ malformed metadata file raises :class:`DatasetFormatError` (a ``ValueError``) na
 the line and what was expected.
 """
 from .cub import CUB200
-from .image_files import DatasetFormatError, DatasetLayoutError, ImageDecodeError
+from .image_files import BadImagesError, DatasetFormatError, DatasetLayoutError, ImageDecodeError, check_images
 from .imagenet import ImageNetSubset, MiniImageNet
 from .loaders import build_dataset, build_loader, data_fingerprint, load_run_hierarchy, with_data_fingerprint
 from .synthetic import SyntheticHierarchical
@@ -37,4 +37,6 @@ __all__ = [
     "DatasetFormatError",
     "DatasetLayoutError",
     "ImageDecodeError",
+    "BadImagesError",
+    "check_images",
 ]

@@ -7,6 +7,13 @@ live in a shared-memory tensor, so skips that happen inside ``DataLoader`` worke
 visible to the main process (fork and spawn alike); :meth:`ImageFileDataset.report_skipped`
 warns once with the files skipped since the previous report (the trainer calls it once per epoch).
 
+:func:`check_images` is the pre-flight check the trainer runs on both splits of a real dataset
+before the first epoch: every listed file exists and its header decodes (PIL ``open`` +
+``verify()``, about a millisecond per file, on threads). A file that fails stops the run there
+with :class:`BadImagesError` listing every such file, unless ``skip_bad_images`` leaves them out of
+the split up front (reported once, and listed in the run record). A file whose header is sound
+but whose pixels are not (a truncated JPEG) is still caught when it is decoded, as above.
+
 :meth:`ImageFileDataset.fingerprint` identifies a split by its files (paths relative to the
 dataset root, sizes, labels) without decoding them. :func:`read_text_lines` reads the datasets'
 metadata files (CUB's ``*.txt``, Mini-ImageNet's csv, Tiny-ImageNet's annotations) so that a
@@ -20,6 +27,7 @@ import os
 import re
 import warnings
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -28,12 +36,14 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 __all__ = [
+    "BadImagesError",
     "DatasetFormatError",
     "DatasetLayoutError",
     "ImageDecodeError",
     "ImageFileDataset",
     "IMAGE_EXTENSIONS",
     "check_class_lists",
+    "check_images",
     "is_wnid",
     "list_images",
     "load_rgb",
@@ -90,11 +100,85 @@ class ImageDecodeError(OSError):
     def __init__(self, path: os.PathLike | str, cause: BaseException):
         self.path = Path(path)
         super().__init__(f"cannot decode image {self.path}: {type(cause).__name__}: {cause}. "
-                         "Pass skip_bad_images=True to replace undecodable files by the next image "
+                         f"{SKIP_HINT} replaces undecodable files by the next image "
                          "(they are counted and reported once per epoch).")
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+#: How a user asks to skip bad images, on the command line and in Python.
+SKIP_HINT = "--skip-bad-images (python -m kesl_utils train; skip_bad_images=True in a Config or dataset)"
+
+
+class BadImagesError(OSError):
+    """Files of a real dataset that the pre-flight check (:func:`check_images`) found missing or
+    unreadable, before any training; ``problems`` is ``{split: [(path, problem), ...]}``."""
+
+    def __init__(self, problems: dict, dataset: str = "the dataset"):
+        self.problems = problems
+        count = sum(len(found) for found in problems.values())
+        lines = [f"{count} image file(s) of {dataset} cannot be read (checked before the first epoch: every listed "
+                 "file exists and its header decodes):"]
+        for split, found in problems.items():
+            lines += [f"  {split}: {path} ({problem})" for path, problem in found[:20]]
+            if len(found) > 20:
+                lines.append(f"  {split}: … {len(found) - 20} more")
+        lines.append(f"Replace or remove them, or leave them out of the run with {SKIP_HINT}: they are then "
+                     "counted, reported and listed in the run record.")
+        super().__init__("\n".join(lines))
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def image_problem(path: os.PathLike | str) -> Optional[str]:
+    """Why ``path`` cannot be an image of a run (``None``: it exists and its header decodes).
+
+    The cheap check of :func:`check_images`: PIL's ``open`` parses the header and ``verify()`` the
+    structure PIL can check without decoding (e.g. PNG chunk CRCs); the pixels are not decoded.
+    """
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except FileNotFoundError:
+        return "missing"
+    except Exception as error:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError, …
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def check_images(splits: dict, *, skip_bad_images: bool, dataset: str = "the dataset",
+                 workers: int = 8) -> dict:
+    """The pre-flight check of a run's real data: every file of every split in ``splits``
+    (``{"train": ImageFileDataset, "test": ...}``) exists and its header decodes
+    (:func:`image_problem`), on ``workers`` threads.
+
+    Without ``skip_bad_images`` any bad file raises :class:`BadImagesError` listing them all (per
+    split) and naming the skip flag. With it, the bad files are removed from their split
+    (:meth:`ImageFileDataset.drop`), one ``RuntimeWarning`` names them, and the result lists them.
+    Returns ``{split: [path relative to the dataset root, ...]}`` of the files left out (empty lists:
+    every file is sound).
+    """
+    problems = {}
+    for split, data in splits.items():
+        files = [path for path, _ in data.samples]
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            found = list(pool.map(image_problem, files))
+        problems[split] = [(i, str(files[i]), problem) for i, problem in enumerate(found) if problem is not None]
+    bad = {split: [(path, problem) for _, path, problem in found] for split, found in problems.items() if found}
+    if bad and not skip_bad_images:
+        raise BadImagesError(bad, dataset)
+    left_out = {}
+    for split, data in splits.items():
+        left_out[split] = [data.relative_name(path) for _, path, _ in problems[split]]
+        data.drop([i for i, _, _ in problems[split]])
+    if bad:
+        count = sum(len(found) for found in bad.values())
+        shown = "; ".join(f"{split}: {_listing(left_out[split], 10)}" for split in bad)
+        warnings.warn(f"{dataset}: left {count} unreadable image file(s) out of the run (skip_bad_images): {shown}",
+                      RuntimeWarning, stacklevel=2)
+    return left_out
 
 
 def is_wnid(name: str) -> bool:
@@ -238,6 +322,21 @@ class ImageFileDataset(Dataset):
         self.samples = kept
         self._reset_counts()
         return self
+
+    def drop(self, indices: Iterable[int]) -> "ImageFileDataset":
+        """Remove the samples at ``indices`` (the pre-flight check's bad files); returns self."""
+        gone = set(indices)
+        if gone:
+            self.samples = [sample for i, sample in enumerate(self.samples) if i not in gone]
+            self._reset_counts()
+        return self
+
+    def relative_name(self, path: os.PathLike | str) -> str:
+        """``path`` relative to the dataset root (``/``-separated), as records list files; as is without a root."""
+        try:
+            return Path(path).relative_to(self.root).as_posix() if self.root is not None else str(path)
+        except ValueError:
+            return str(path)
 
     def fingerprint(self) -> str:
         """A sha256 hex digest of the split as it will be read: the class list, then each sample's
