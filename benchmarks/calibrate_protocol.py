@@ -73,7 +73,22 @@ def main(argv=None) -> int:
     context = RunContext.for_profile("quick", results_dir=paths.in_repository(args.results), progress=False)
     pretrain = json.loads(args.pretrain)
     lines = [HEADER, "|" + "|".join("---" for _ in range(HEADER.count("|") - 1)) + "|"]
-    print("\n".join(lines), flush=True)
+    log = Path(args.log) if args.log else None
+
+    def emit(text: str) -> None:
+        # Each row is appended to the log as it is measured: an interrupted calibration keeps what it measured.
+        print(text, flush=True)
+        if log is not None:
+            with open(log, "a", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(f"\n### {utc_now()} · {machine_description()}\n\n"
+                         f"`{' '.join(shlex.quote(a) for a in sys.argv)}`\n\n")
+    for line in lines:
+        emit(line)
     for entry in json.loads(args.grid):
         config = candidate(entry, pretrain)
         record = load_record(config, context.results_dir) or train.run(config, context=context)
@@ -84,18 +99,11 @@ def main(argv=None) -> int:
         if config.pretrain_run is not None:
             pre = load_record(config.pretrain_run, context.results_dir)
             curve = " ".join(f"{h['train_top1']:.0f}" for h in pre.history)
-            line += (f"\n| ↳ pretraining | {config.backbone} | {json.dumps({'n_per_class': pre.config['n_per_class'], 'epochs': pre.config['epochs']})} "
+            line += (f"\n| ↳ pretraining | {config.backbone} | "
+                     f"{json.dumps({'n_per_class': pre.config['n_per_class'], 'epochs': pre.config['epochs']})} "
                      f"| {curve} | | {pre.metrics['top1']:.2f} | | | | {sum(h['train_images'] for h in pre.history)} "
                      f"| {pre.wall_time_s / 60:.1f} |")
-        print(line, flush=True)
-        lines.append(line)
-    if args.log:
-        log = Path(args.log)
-        text = (f"\n### {utc_now()} · {machine_description()}\n\n`{' '.join(shlex.quote(a) for a in sys.argv)}`\n\n"
-                + "\n".join(lines) + "\n")
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a", encoding="utf-8") as handle:
-            handle.write(text)
+        emit(line)
     return 0
 
 

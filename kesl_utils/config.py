@@ -74,8 +74,10 @@ class Config:
         (``step_size`` epochs, factor ``gamma``), after ``warmup_epochs`` of linear warm-up; epochs;
         batch_size (the global batch, over all processes); max_batches_per_epoch (``None``: all).
     Evaluation and execution
-        eval_every: evaluate every N epochs (and always after the last); amp / channels_last:
-        CUDA only (bf16 autocast where supported, else fp16 with a GradScaler); compile:
+        eval_every: evaluate every N epochs (and always after the last); amp: CUDA only (bf16
+        autocast where supported, else fp16 with a GradScaler); channels_last: the model and its
+        inputs in channels-last memory format, on any device (a different rounding order, so a run
+        never switches format midway and the format is part of the run's identity); compile:
         ``torch.compile`` the model; seed; profile: the budget the config came from (a profile of
         :mod:`kesl_utils.profiles`, or ``"custom"``).
     """

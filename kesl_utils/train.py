@@ -504,7 +504,8 @@ def setup(config: Config, *, context: RunContext) -> Session:
             raise FileNotFoundError(f"{config.run_id} starts from the weights of {config.pretrain_run.run_id}, "
                                     f"which are missing ({paths.display_path(source)}); train.run trains it first")
     amp_dtype = autocast_dtype(device, config.amp)
-    channels_last = config.channels_last and device.type == "cuda"
+    # On any device: bench_options measured channels_last at 2.2× the eager step for MobileNetV2 on a CPU.
+    channels_last = config.channels_last
     seed_everything(config.seed)
 
     hierarchy = load_run_hierarchy(config)

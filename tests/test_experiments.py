@@ -76,7 +76,8 @@ def test_shared_runs_are_the_same_config():
 
 def test_every_row_runs_the_profiles_seeds(monkeypatch):
     quick = profiles.PROFILES["quick"]
-    monkeypatch.setitem(profiles.PROFILES, "quick", profiles.Profile(**{**quick.__dict__, "seeds": (0, 1, 2, 3)}))
+    monkeypatch.setitem(profiles.PROFILES, "quick", profiles.Profile(
+        **{**quick.__dict__, "seeds": (0, 1, 2, 3), "headline_seeds": {}}))
     assert [c.seed for c in table_configs("cub_comparison", "quick")] == [0, 0, 1, 1, 2, 2, 3, 3]
     assert sorted({c.seed for c in table_configs("label_smoothing", "quick")}) == [0, 1, 2, 3]
 
@@ -180,15 +181,24 @@ def test_run_all_logs_each_run_for_reproduce(ctx, tmp_path, monkeypatch):
 
 
 def test_quick_budget_is_the_calibrated_one():
-    """CUB fine-tunes on 24 images/class for 6 epochs from a 40 x 5 pretraining; ResNet-50 warms up in both."""
+    """benchmarks/calibration.md: CUB fine-tunes on 24 images/class for 10 epochs from a 40 x 8 pretraining,
+    Mini-/Small-ImageNet train 15 epochs from scratch, 50 test images per class; ResNet-50 warms up in both
+    stages; MobileNetV2 trains channels-last; headline rows run 5 seeds (Mini-ImageNet 10), others 3."""
     cub = experiments.profile_config("quick", "cub")
-    assert (cub.n_per_class, cub.epochs, cub.image_size, cub.backbone_lr_mult, cub.warmup_epochs) == (24, 6, 32, 1.0, 0)
+    assert (cub.n_per_class, cub.n_test_per_class, cub.epochs, cub.image_size, cub.backbone_lr_mult,
+            cub.warmup_epochs, cub.channels_last) == (24, 50, 10, 32, 1.0, 0, False)
     pre = cub.pretrain_run
-    assert (pre.dataset, pre.n_per_class, pre.epochs, pre.seed) == ("small_imagenet", 40, 5, 100)
+    assert (pre.dataset, pre.n_per_class, pre.epochs, pre.seed) == ("small_imagenet", 40, 8, 100)
     r50 = experiments.profile_config("quick", "cub", backbone="resnet50")
     assert r50.warmup_epochs == 1 and r50.pretrain_run.warmup_epochs == 1
-    mini = experiments.profile_config("quick", "mini_imagenet")
-    assert (mini.n_per_class, mini.epochs, mini.pretrain_run) == (12, 10, None)
+    mobile = experiments.profile_config("quick", "cub", backbone="mobilenet_v2")
+    assert mobile.channels_last and mobile.pretrain_run.channels_last
+    for dataset in ("mini_imagenet", "small_imagenet"):
+        config = experiments.profile_config("quick", dataset)
+        assert (config.n_per_class, config.n_test_per_class, config.epochs, config.pretrain_run) == (12, 50, 15, None)
+    assert experiments.profile_seeds("quick") == (0, 1, 2)
+    assert [len(experiments.profile_seeds("quick", d, headline=True))
+            for d in ("cub", "small_imagenet", "mini_imagenet")] == [5, 5, 10]
 
 
 def test_headline_rows_run_the_profiles_headline_seeds_and_share_their_first_runs(monkeypatch):
