@@ -23,12 +23,7 @@ The registry
     :mod:`kesl_utils.loss_registry` (so that ``Config`` and the command line need no torch); the
     built-in builders are the ``_build_*`` functions here. ``Config``, the command-line flags, the
     run-id normalisation and the trainer all read this registry, so adding a loss is one builder,
-    one registration and its tests::
-
-        @register_loss("my_loss", params=(LossParam("gamma", 2.0, names.check_temperature, "focusing γ"),),
-                       summary="my loss")
-        def _build_my_loss(hierarchy, *, gamma):
-            return MyLoss(gamma)
+    one registration (the example is in :mod:`kesl_utils.loss_registry`'s docstring) and its tests.
 
     :func:`build_loss` ``(name, hierarchy, **params)`` builds a registered loss, called as
     ``criterion(logits (N, n), targets (N,)) -> scalar``.
@@ -109,8 +104,12 @@ def _compute_dtype(logits: torch.Tensor) -> torch.dtype:
 class _BatchMeanLoss(nn.Module):
     """What every loss here shares: ``forward(logits (N, n), targets (N,))`` validates its inputs
     (:func:`kesl_utils.metrics.check_logits_targets`), leaves autocast, computes in float32 (float64
-    for float64 logits) and returns the batch mean of :meth:`per_sample` ("batchmean")."""
+    for float64 logits) and returns the batch mean of :meth:`per_sample` ("batchmean"). The soft-label
+    losses keep their targets as the buffer ``soft_labels`` (n, n), which gives ``num_classes``."""
 
+    @property
+    def num_classes(self) -> int:
+        return self.soft_labels.shape[0]
 
     def per_sample(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The loss of each sample, shape (N,), from logits in the compute dtype and int64 targets."""
@@ -153,10 +152,6 @@ class KESLLoss(_BatchMeanLoss):
         # The clamp keeps log g finite where T is so large that g underflowed to 0: the reverse KL
         # then gives a large finite penalty, and the forward KL's 0 · log 0 terms stay 0.
         self.register_buffer("log_soft_labels", g.clamp_min(torch.finfo(g.dtype).tiny).log())
-
-    @property
-    def num_classes(self) -> int:
-        return self.soft_labels.shape[0]
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, alpha={self.alpha:g}, beta={self.beta:g}, kl={self.kl!r}"
@@ -276,10 +271,6 @@ class MBMLoss(_BatchMeanLoss):
                   else np.asarray(distances).dtype == np.float64)
         dtype = torch.float64 if double else torch.float32
         self.register_buffer("soft_labels", mbm_soft_labels(distances, self.hardness).to(dtype))
-
-    @property
-    def num_classes(self) -> int:
-        return self.soft_labels.shape[0]
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, hardness={self.hardness:g}"
