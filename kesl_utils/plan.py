@@ -554,12 +554,15 @@ def readme_block(frame: pd.DataFrame, table: pd.DataFrame, *, machine: str) -> s
     lines = [README_BEGIN.format(profile=profile),
              f"Estimated by the run plan on {machine} ({rates or 'no images/s figure'}):", "",
              "| notebook | runs | minutes from scratch |", "|---|---|---|"]
+    def written(minutes: pd.Series) -> pd.Series:  # as write_plan writes them, so the file reproduces the sums
+        return minutes.dropna().map(lambda m: float(f"{m:.1f}"))
+
     for stem, rows in frame.groupby("notebook", sort=False):
-        known = rows["est_minutes"].dropna()
+        known = written(rows["est_minutes"])
         lines.append(f"| {stem} | {len(rows)} | {known.sum():.0f}"
                      + (f" (+{len(rows) - len(known)} runs without an estimate)" if len(known) < len(rows) else "")
                      + " |")
-    known = frame["est_minutes"].dropna()
+    known = written(frame["est_minutes"])
     lines += [f"| all | {len(frame)} | {known.sum():.0f} ({known.sum() / 60:.1f} h) |", "", README_END.format(profile=profile)]
     return "\n".join(lines)
 

@@ -193,10 +193,13 @@ register_profile(Profile(
 ))
 register_profile(Profile(
     # The committed run. Budgets from benchmarks/calibrate_protocol.py, logged in benchmarks/calibration.md
-    # (seed 0, 50 test images per class): every cross-entropy baseline beats the raw-pixel nearest class mean
-    # of its own images and its training top-1 gains less than 1 point in the last epoch. CUB, fine-tuned:
-    # 6 epochs was still climbing, 10 the cheapest plateau (15 added 1.3 points for 1.5× the cost);
-    # Mini-/Small-ImageNet from scratch: 10 epochs still climbing, 15 flat.
+    # (seed 0, 50 test images per class): a cross-entropy baseline must beat the raw-pixel nearest class mean
+    # of its own images, and its training top-1 gain less than 1 point in the last epoch. ResNet-18 meets both
+    # on all three stand-ins: CUB, fine-tuned: 6 epochs was still climbing, 10 the cheapest plateau (15 added
+    # 1.3 points for 1.5x the cost); Mini-/Small-ImageNet from scratch: 10 epochs still climbing, 15 flat.
+    # MobileNetV2 does not yet (below its NCM after 10 and 15 epochs from this pretraining), and ResNet-50 is
+    # not calibrated yet: until they are, a Table 5 comparison whose baseline is below its NCM reads "not
+    # informative".
     "quick", results="results",
     base=dict(_SYNTHETIC, image_size=32, n_per_class=12, n_test_per_class=50, epochs=15, batch_size=128,
               eval_every=15),

@@ -193,3 +193,29 @@ def test_readme_block_states_the_plans_minutes_per_notebook(tmp_path):
     assert plan.update_readme(readme, block, "quick")
     assert readme.read_text() == "intro\n" + block + "\nrest\n"
     assert not plan.update_readme(readme, block, "smoke")  # no smoke block: nothing written
+
+
+COMMITTED_PLAN = ROOT / "results" / "plan_quick.csv"
+
+
+def test_the_quick_profiles_configs_hash_to_exactly_the_committed_plan(tmp_path):
+    """The committed run plan is the frozen protocol: a change that would silently orphan the computed
+    records (a renamed field, another budget) fails here; change the plan in the same commit, and say why."""
+    written = pd.read_csv(COMMITTED_PLAN, dtype=str, keep_default_na=False)
+    assert tuple(written.columns) == plan.FILE_COLUMNS
+    frame = plan.plan("quick", results_dir=tmp_path / "empty", throughput={})
+    expected = (frame.loc[:, list(plan.IDENTITY_COLUMNS)].astype(str).sort_values(["notebook", "run_id"])
+                .reset_index(drop=True))
+    got = written.loc[:, list(plan.IDENTITY_COLUMNS)]
+    assert got.values.tolist() == expected.values.tolist()
+
+
+def test_the_readme_states_the_committed_plans_minutes():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    begin, end = plan.README_BEGIN.format(profile="quick"), plan.README_END.format(profile="quick")
+    block = text.split(begin, 1)[1].split(end, 1)[0]
+    written = pd.read_csv(COMMITTED_PLAN, dtype={"est_minutes": float}, keep_default_na=True)
+    for stem, rows in written.groupby("notebook", sort=False):
+        assert f"| {stem} | {len(rows)} | {rows['est_minutes'].sum():.0f}" in block, stem
+    total = written["est_minutes"].sum()
+    assert f"| all | {len(written)} | {total:.0f} ({total / 60:.1f} h) |" in block
