@@ -549,7 +549,7 @@ def readme_block(frame: pd.DataFrame, table: pd.DataFrame, *, machine: str) -> s
     written plan's ``est_minutes``, which a test recomputes from the committed plan file)."""
     profile = frame.attrs.get("profile", "?")
     rates = "; ".join(f"{r.backbone} {r.images_per_s:.0f} images/s at {int(r.image_size)} px "
-                      f"({'from ' + str(r.runs) + ' runs' if r.source == 'records' else 'calibration'})"
+                      f"({'from ' + str(r.runs) + ' runs' if r.source == 'records' else r.source})"
                       for r in table.itertuples())
     lines = [README_BEGIN.format(profile=profile),
              f"Estimated by the run plan on {machine} ({rates or 'no images/s figure'}):", "",
