@@ -323,8 +323,7 @@ def test_build_dataset_looks_up_the_registry(tmp_path, monkeypatch):
     (tmp_path / "my_birds" / "CUB_200_2011").rename(tmp_path / "birds_renamed")
     shutil.rmtree(tmp_path / "my_birds")
     spec = names.DATASETS["cub"]
-    patched = dict(names.DATASETS, cub=dataclasses.replace(spec, root_candidates=("birds_renamed",)))
-    monkeypatch.setattr(names, "DATASETS", patched)
+    monkeypatch.setitem(names.DATASETS, "cub", dataclasses.replace(spec, root_candidates=("birds_renamed",)))
     cub = build_dataset("cub", "train", source="real", hierarchy=Classes(CUB_NAMES), data_root=tmp_path,
                         image_size=8)
     assert isinstance(cub, CUB200) and cub.root == tmp_path / "birds_renamed" and len(cub) == 6
