@@ -329,3 +329,16 @@ def test_a_smoke_tables_page_labels_this_runs_backbone_from_its_records(name, tm
     assert title.endswith("this run: " + ", ".join(dict.fromkeys(by_id[c.run_id] for c in configs)))
     for other in (spec.display for spec in BACKBONES.values() if spec.display not in backbones):
         assert other not in title or f"(paper: {other})" in title, title
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_parses_every_line_of_the_parameters_cell(path):
+    """A parameters line papermill cannot parse prints "Unable to parse line …" in `make reproduce`'s
+    terminal (not the series' own output) and its parameter is not documented: every assignment must parse."""
+    from papermill.translators import PythonTranslator
+
+    nb = json.loads(path.read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    source = _source(cell)
+    assigned = [line.split("=")[0].strip() for line in source.splitlines() if re.match(r"^\w+\s*=", line)]
+    assert [p.name for p in PythonTranslator.inspect({"source": source})] == assigned
