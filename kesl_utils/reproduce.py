@@ -198,8 +198,8 @@ def series_estimates(context: RunContext, *, echo=print) -> dict:
     echo(f"[reproduce] run plan of profile {context.profile!r}: {len(frame)} runs, {int((frame['status'] == 'cached').sum())} "
          f"cached, {len(missing)} to train"
          + (f", about {_minutes(60 * known['est_minutes'].sum())} on this machine" if len(known) else "")
-         + (f" plus {unknown} without an images/s figure of this machine (python -m kesl_utils plan --calibrate)"
-            if unknown else "") + " (python -m kesl_utils plan lists them)")
+         + (f"; {unknown} of them without an images/s figure of this machine (python -m kesl_utils plan "
+            "--calibrate measures one)" if unknown else "") + "; python -m kesl_utils plan lists them")
     return {row.run_id: 60.0 * row.est_minutes for row in known.itertuples()}
 
 
