@@ -64,7 +64,7 @@ def build_loss(name: str, hierarchy=None, **params) -> nn.Module:
         raise ValueError(f"loss {name!r} needs the class hierarchy: build_loss({name!r}, hierarchy, ...) "
                          "with a kesl_utils.hierarchy.Hierarchy")
     if spec.needs_hierarchy and not isinstance(hierarchy, Hierarchy):
-        hint = (f"; for a soft-label matrix g you built yourself, use KESLLoss(g, alpha=..., beta=...)"
+        hint = ("; for a soft-label matrix g you built yourself, use KESLLoss(g, alpha=..., beta=...)"
                 if name == "kesl" else "")
         raise TypeError(f"build_loss({name!r}, hierarchy): the argument hierarchy must be a "
                         f"kesl_utils.hierarchy.Hierarchy, got {type(hierarchy).__name__}{hint}")

@@ -287,7 +287,7 @@ def test_train_says_it_replaced_a_damaged_record(monkeypatch, capsys, results_di
     out = capsys.readouterr()
     (aside,) = records.set_aside_records(config.run_id, results_dir)
     assert f"run {config.run_id} (trained" in out.out
-    assert (f"replaced a damaged record (not valid JSON, truncated or cut by an edit" in out.out
+    assert ("replaced a damaged record (not valid JSON, truncated or cut by an edit" in out.out
             and paths.display_path(aside) in out.out)
     assert f"warning: run record {paths.display_path(path)} was damaged" in out.err and "Traceback" not in out.err
     assert aside.read_text() == text[:100] and records.load_record(config, results_dir) is not None

@@ -4,7 +4,6 @@ import json
 import pytest
 
 from kesl_utils import experiments, names, paper, profiles, records
-from kesl_utils.config import Config
 from kesl_utils.context import RunContext
 from kesl_utils.records import RunRecord
 from kesl_utils.table_specs import BASELINE, LABEL_SMOOTHING, OURS, TABLES, all_table_configs, table_configs

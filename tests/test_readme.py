@@ -1,7 +1,6 @@
 """README and reality: its Python blocks run as written, and its commands name flags that exist."""
 import contextlib
 import io
-import os
 import re
 import shlex
 

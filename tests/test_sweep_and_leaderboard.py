@@ -3,7 +3,6 @@
 Records are made by hand with known top-1 values, so every number below is computed by hand; the
 no-learning references are given as the studies take them (``{ncm.data_key: top-1}``)."""
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 
