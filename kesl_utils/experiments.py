@@ -27,12 +27,13 @@ __all__ = ["Profile", "profile", "pretrain_config", "profile_config", "profile_s
 
 
 def pretrain_config(profile_name: str, backbone: str) -> Optional[Config]:
-    """The pretraining run that ``backbone``'s fine-tuning runs start from in ``profile_name``."""
+    """The pretraining run that ``backbone``'s fine-tuning runs start from in ``profile_name``: the profile's
+    ``pretrain`` fields, then its ``backbones`` and ``pretrain_backbones`` fields for ``backbone``."""
     budget = profile(profile_name)
     if budget.pretrain is None:
         return None
-    return Config(**dict(budget.pretrain, **budget.backbones.get(backbone, {}), backbone=backbone, loss="ce",
-                         profile=profile_name))
+    fields = {**budget.pretrain, **budget.backbones.get(backbone, {}), **budget.pretrain_backbones.get(backbone, {})}
+    return Config(**dict(fields, backbone=backbone, loss="ce", profile=profile_name))
 
 
 def profile_config(profile_name: str, dataset: str, **overrides) -> Config:

@@ -98,8 +98,11 @@ def no_learning_reference(configs: Iterable[Config], references: Optional[Refere
 
 # -- what a row shows ---------------------------------------------------------------------------------
 #: Display columns of the paper's rows that describe the paper's run, not this one: renamed in the frames so
-#: that no label of the paper's (Table 1's "ResNet-50") reads as this run's.
-PAPER_COLUMNS = {"backbone": "paper backbone"}
+#: that no label of the paper's (Table 1's "ResNet-50", Table 3's learning rates) reads as this run's.
+PAPER_COLUMNS = {"backbone": "paper backbone", "lr": "paper lr"}
+#: Display columns of this run, read from the configs that filled the row, for tables whose rows name them
+#: (Table 3: the learning rate the profile trains, :meth:`kesl_utils.profiles.Profile.learning_rate`).
+THIS_RUN_COLUMNS = {"lr": lambda configs: f"{configs[0].lr:g}" if configs else ""}
 #: Display columns that note how the paper's table is printed; not part of a row's label.
 NOTE_COLUMNS = ("printed", "reading")
 #: Display columns shown as "name value" in a label (the first column of a row is shown bare).
@@ -108,8 +111,14 @@ _NAMED_IN_LABELS = ("lr", "λ", "T", "α", "β")
 
 def row_columns(name: str) -> list[str]:
     """The display columns of table ``name``'s rows as :func:`build_table` names them (the paper's
-    backbone as ``"paper backbone"``)."""
-    return [PAPER_COLUMNS.get(column, column) for column in table_spec(name).columns]
+    backbone as ``"paper backbone"``, its learning rate as ``"paper lr"``, each followed by this run's
+    value where :data:`THIS_RUN_COLUMNS` has one)."""
+    columns = []
+    for column in table_spec(name).columns:
+        columns.append(PAPER_COLUMNS.get(column, column))
+        if column in THIS_RUN_COLUMNS:
+            columns.append(column)
+    return columns
 
 
 def backbone_names(configs: Iterable[Config]) -> str:
@@ -146,7 +155,7 @@ def row_labels(table: pd.DataFrame, *, backbone: Optional[bool] = None) -> pd.Se
     display = [c for c in table.columns if c not in _NUMERIC_COLUMNS]
     backbones = {b for b in table.get("this_run_backbone", pd.Series(dtype=str)) if b}
     if backbone is None:
-        backbone = len(backbones) > 1 or any(c in table.columns for c in PAPER_COLUMNS.values())
+        backbone = len(backbones) > 1 or PAPER_COLUMNS["backbone"] in table.columns
     return pd.Series([_label({c: row[c] for c in display}, row["this_run_backbone"] if backbone else "")
                       for _, row in table.iterrows()], index=table.index, dtype=object)
 
@@ -176,7 +185,8 @@ def build_table(name: str, records: Records, *, profile: str, seeds=None,
         mean, sd, n = summary(seed_values(configs, index))
         measured = [c for c in configs if c.run_id in index]
         reference = no_learning_reference(measured, references)
-        rows.append({**_paper_named(row.columns), "key": row.key, "kind": "run" if row.runs_here else "quoted",
+        rows.append({**_paper_named(row.columns, measured or configs), "key": row.key,
+                     "kind": "run" if row.runs_here else "quoted",
                      "paper": row.paper, "this_run_backbone": backbone_names(measured or configs),
                      "this_run": mean, "this_run_sd": sd, "n_seeds": n,
                      "chance": chance_top1(row.dataset) if row.dataset else math.nan,
@@ -200,8 +210,15 @@ def build_table(name: str, records: Records, *, profile: str, seeds=None,
     return pd.DataFrame(rows)
 
 
-def _paper_named(columns: Mapping[str, object]) -> dict:
-    return {PAPER_COLUMNS.get(column, column): value for column, value in columns.items()}
+def _paper_named(columns: Mapping[str, object], configs: Optional[list] = None) -> dict:
+    """A row's display columns with the paper's renamed (:data:`PAPER_COLUMNS`) and, where ``configs``
+    are given, this run's value after each (:data:`THIS_RUN_COLUMNS`)."""
+    named = {}
+    for column, value in columns.items():
+        named[PAPER_COLUMNS.get(column, column)] = value
+        if configs is not None and column in THIS_RUN_COLUMNS:
+            named[column] = THIS_RUN_COLUMNS[column](configs)
+    return named
 
 
 def _dataset_name(dataset: str) -> str:
@@ -380,7 +397,7 @@ def mistake_summary(name: str, records: Records, *, profile: str, seeds=None) ->
             continue
         all_pairs = mean_pair_distance(row.dataset)
         measured = [c for c in configs if c.run_id in index]
-        rows.append({**_paper_named(row.columns), "this_run_backbone": backbone_names(measured),
+        rows.append({**_paper_named(row.columns, measured), "this_run_backbone": backbone_names(measured),
                      "mistake_severity": severity[0], "mistake_severity_sd": severity[1],
                      "hdist@1": summary(seed_values(configs, index, "hdist@1"))[0], "all_pairs_d": all_pairs,
                      "ratio": severity[0] / all_pairs, "n_seeds": severity[2]})
@@ -422,7 +439,7 @@ def histories(name: str, *, profile: str, results_dir, seeds=None, label=None) -
     keys: dict[tuple, str] = {}  # rows that print the same setting share their runs: one line, both names
     histories_of: dict[tuple, list[list[dict]]] = {}
     for row, configs, runs in found:
-        key = label(row) if label is not None else _label(_paper_named(row.columns),
+        key = label(row) if label is not None else _label(_paper_named(row.columns, configs),
                                                           backbone_names(configs) if several else "")
         ids = tuple(c.run_id for c in configs)
         keys[ids] = f"{keys[ids]} = {key}" if ids in keys else key

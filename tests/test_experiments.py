@@ -216,3 +216,17 @@ def test_headline_rows_run_the_profiles_headline_seeds_and_share_their_first_run
     assert [c.seed for c in table_spec("general_recognition").row("mini_imagenet/baseline").configs("smoke")] == [0, 1]
     with pytest.raises(ValueError, match="must start with the profile's seeds"):
         profiles.Profile(**{**smoke.__dict__, "seeds": (0, 1), "headline_seeds": {"cub": (1, 2, 3)}})
+
+
+def test_a_backbones_pretraining_fields_apply_to_its_pretraining_run_only(monkeypatch):
+    quick = profiles.PROFILES["quick"]
+    monkeypatch.setitem(profiles.PROFILES, "quick", profiles.Profile(**{
+        **quick.__dict__, "backbones": {"mobilenet_v2": dict(channels_last=True, epochs=7)},
+        "pretrain_backbones": {"mobilenet_v2": dict(epochs=13, eval_every=13)}}))
+    finetune = experiments.profile_config("quick", "cub", backbone="mobilenet_v2")
+    assert (finetune.epochs, finetune.channels_last) == (7, True)
+    pretrain = finetune.pretrain_run
+    assert (pretrain.epochs, pretrain.eval_every, pretrain.channels_last, pretrain.loss) == (13, 13, True, "ce")
+    assert pretrain.dataset == quick.pretrain["dataset"] and pretrain.n_per_class == quick.pretrain["n_per_class"]
+    other = experiments.profile_config("quick", "cub", backbone="resnet18").pretrain_run
+    assert other.epochs == quick.pretrain["epochs"]

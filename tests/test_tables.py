@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kesl_utils import experiments, ncm, paths, prose, records, tables
+from kesl_utils import experiments, ncm, paths, profiles, prose, records, tables
 from kesl_utils.records import RunRecord
 from kesl_utils.table_specs import TABLES, table_spec
 
@@ -252,6 +252,26 @@ def test_report_reads_results_and_references_and_never_trains(tmp_path, monkeypa
 # -- what a row shows: this run's backbone, never the paper's row text -----------------------------------
 def _records_of(name, profile="quick", seeds=None, top1=50.0):
     return [record(c, top1 + c.seed) for c in table_spec(name).configs(profile, seeds)]
+
+
+def test_table_3_trains_the_profiles_mapping_of_the_papers_learning_rates_and_shows_both():
+    """The paper's 0.1, 0.01, 0.001 become the quick profile's 0.1, 0.0562, 0.0316; the paper profile keeps them.
+    The table keeps the paper's value as ``paper lr`` and shows this run's, read from the configs, as ``lr``."""
+    quick, paper = profiles.profile("quick"), profiles.profile("paper")
+    assert [quick.learning_rate(lr) for lr in (0.1, 0.01, 0.001)] == [0.1, 0.0562, 0.0316]
+    assert [paper.learning_rate(lr) for lr in (0.1, 0.01, 0.001)] == [0.1, 0.01, 0.001]
+    with pytest.raises(ValueError, match="paper_lr must be a positive learning rate, got 0"):
+        quick.learning_rate(0)
+    runs = _records_of("label_smoothing")
+    table = tables.build_table("label_smoothing", runs, profile="quick").set_index("key")
+    assert tables.row_columns("label_smoothing") == ["method", "paper lr", "lr"]
+    run_rows = table.loc[["ls@0.01", "ls@0.001", "ours@0.1", "ours@0.01"]]
+    assert list(run_rows["paper lr"]) == ["0.01", "0.001", "0.1", "0.01"]
+    assert list(run_rows["lr"]) == ["0.0562", "0.0316", "0.1", "0.0562"]
+    labels = tables.row_labels(table.reset_index())
+    assert "label smoothing · lr 0.0316" in [label.lower() for label in labels]
+    shown = tables.format_table(table.reset_index())
+    assert {"paper lr", "lr"} <= set(shown.columns)
 
 
 def test_backbone_labels_come_from_the_configs_that_filled_the_cells():
