@@ -115,41 +115,49 @@ def _per_seed_gain(index, configs_ce, configs_kesl) -> pd.Series:
     return seed_values(configs_kesl, index, "top1") - seed_values(configs_ce, index, "top1")
 
 
-def hypotheses(records: Records, profile: str, *, seeds=None, references: Optional[References] = None) -> pd.DataFrame:
-    """The three hypotheses stated before the run, each a paired contrast of gains (per seed), read at 5 %.
+def contrasts(profile: str) -> dict[str, list[tuple[float, tuple[float, int, float]]]]:
+    """The three hypotheses of :func:`hypotheses` as weighted sums of cell gains (KESL − CE in top-1, per seed):
+    ``{hypothesis: [(weight, (alignment, images per class, label noise)), ...]}``, each positive if it holds.
 
-    1. *Gain grows as alignment rises*: gain at the highest alignment − gain at alignment 0, averaged over the
+    1. *Gain grows as alignment rises*: gain at the highest alignment − gain at the lowest, averaged over the
        images-per-class values (no label noise).
     2. *Gain shrinks as data grows*: gain at the fewest images per class − gain at the most, averaged over the
        alignments (no label noise).
     3. *Gain grows with label noise*: gain with label noise − gain without, averaged over the noisy cells.
+    """
+    g = grid(profile)
+    top, bottom = max(g.alignments), min(g.alignments)
+    few, many = min(g.n_per_class), max(g.n_per_class)
+
+    def averaged(pairs):  # the mean over pairs of (gain of the first cell − gain of the second)
+        return [(sign / len(pairs), cell) for pair in pairs for sign, cell in zip((1.0, -1.0), pair)]
+
+    return {
+        "gain grows as alignment rises": averaged([((top, n, 0.0), (bottom, n, 0.0)) for n in g.n_per_class]),
+        "gain shrinks as data grows": averaged([((a, few, 0.0), (a, many, 0.0)) for a in g.alignments]),
+        "gain grows with label noise": averaged([((a, n, g.noise), (a, n, 0.0)) for a, n in g.noisy]),
+    }
+
+
+def hypotheses(records: Records, profile: str, *, seeds=None, references: Optional[References] = None) -> pd.DataFrame:
+    """The three hypotheses stated before the run (:func:`contrasts`), each a paired contrast of gains (per seed),
+    read at 5 %.
+
     Each contrast is > 0 if the hypothesis holds. Its reading comes from
     :func:`~kesl_utils.comparison.reading` with no paper value and the arms of every cell it spans;
     ``held`` is true only where it reads "better" (the 95 % interval lies above zero, every arm informative).
     """
-    g = grid(profile)
     index = index_records(records)
-    spanned: dict[str, list[Arm]] = {}
-
-    def gain(name, alignment, n, noise):
-        cell = cell_configs(profile, alignment, n, noise, seeds=seeds)
-        spanned.setdefault(name, []).extend(_cell_arms(cell, index, references))
-        return _per_seed_gain(index, cell["CE"], cell["KESL"])
-
-    top, bottom = max(g.alignments), min(g.alignments)
-    few, many = min(g.n_per_class), max(g.n_per_class)
-    alignment_, data_, noise_ = "gain grows as alignment rises", "gain shrinks as data grows", \
-        "gain grows with label noise"
-    contrasts = {
-        alignment_: sum(gain(alignment_, top, n, 0.0) - gain(alignment_, bottom, n, 0.0) for n in g.n_per_class)
-        / len(g.n_per_class),
-        data_: sum(gain(data_, a, few, 0.0) - gain(data_, a, many, 0.0) for a in g.alignments) / len(g.alignments),
-        noise_: sum(gain(noise_, a, n, g.noise) - gain(noise_, a, n, 0.0) for a, n in g.noisy) / len(g.noisy),
-    }
     rows = []
-    for name, values in contrasts.items():
+    for name, terms in contrasts(profile).items():
+        spanned: list[Arm] = []
+        values = 0
+        for weight, cell_key in terms:
+            cell = cell_configs(profile, *cell_key, seeds=seeds)
+            spanned.extend(_cell_arms(cell, index, references))
+            values = values + weight * _per_seed_gain(index, cell["CE"], cell["KESL"])
         s = paired_stats(values.dropna())
-        read = reading(s.interval, s.n, arms=spanned[name])
+        read = reading(s.interval, s.n, arms=spanned)
         rows.append({"hypothesis": name, "contrast": s.mean, "ci_low": s.ci_low, "ci_high": s.ci_high,
                      "p_value": s.p_value, "n_seeds": s.n, "reading": read.key, "verdict": read.sentence,
                      "held": read.key == "better"})

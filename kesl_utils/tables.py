@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Union
 
@@ -179,7 +179,7 @@ def build_table(name: str, records: Records, *, profile: str, seeds=None,
     """
     spec = table_spec(name)
     index = index_records(records)
-    rows, first_row_of = [], {}
+    rows = []
     for row in spec.rows:
         configs = row.configs(profile, seeds)
         mean, sd, n = summary(seed_values(configs, index))
@@ -193,11 +193,7 @@ def build_table(name: str, records: Records, *, profile: str, seeds=None,
                      "learned": _learned(mean, row.dataset), "reference": reference,
                      "below_reference": bool(mean < reference),
                      "run_ids": " ".join(c.run_id for c in measured)})
-        if row.runs_here and configs:
-            first_row_of.setdefault(row.dataset, configs)
-    for dataset, configs in first_row_of.items():
-        if not ncm.applies(configs[0]):
-            continue
+    for dataset, configs in reference_configs(name, profile=profile, seeds=seeds).items():
         found = {c.seed: (references or {}).get(ncm.data_key(c)) for c in configs}
         mean, sd, n = summary(pd.Series({s: v for s, v in found.items() if v is not None}, dtype=float))
         columns = {column: "" for column in row_columns(name)}
@@ -208,6 +204,19 @@ def build_table(name: str, records: Records, *, profile: str, seeds=None,
                      "chance": chance_top1(dataset), "learned": True,
                      "reference": math.nan, "below_reference": False, "run_ids": ""})
     return pd.DataFrame(rows)
+
+
+def reference_configs(name: str, *, profile: str, seeds=None) -> dict[str, list[Config]]:
+    """``{dataset: configs}``: whose images each reference row of table ``name`` measures — the configs of the
+    first run row of each dataset (one per seed), on the profiles where the reference applies
+    (:func:`kesl_utils.ncm.applies`). The datasets in the order of their first run row."""
+    first_row_of: dict[str, list[Config]] = {}
+    for row in table_spec(name).rows:
+        if row.runs_here:
+            configs = row.configs(profile, seeds)
+            if configs:
+                first_row_of.setdefault(row.dataset, configs)
+    return {dataset: configs for dataset, configs in first_row_of.items() if ncm.applies(configs[0])}
 
 
 def _paper_named(columns: Mapping[str, object], configs: Optional[list] = None) -> dict:
@@ -339,7 +348,10 @@ def write_table(name: str, table: pd.DataFrame, gain_table: pd.DataFrame, *, pro
 # -- what a notebook and the command line show ----------------------------------------------------------
 @dataclass
 class Report:
-    """Everything one paper table shows: the runs, the table, the gains, the banner and the files."""
+    """Everything one paper table shows: the runs, the table, the gains, the banner and the files, and what they
+    were built for — the seeds (``None``: the profile's) and the no-learning references read
+    (``{ncm.data_key: top-1}``) — so that what a notebook shows can name the files behind each number
+    (:mod:`kesl_utils.published`)."""
 
     name: str
     profile: str
@@ -348,6 +360,8 @@ class Report:
     gains: pd.DataFrame
     note: str
     files: dict
+    seeds: Optional[tuple] = None
+    references: dict = field(default_factory=dict)
 
 
 def report(name: str, results: Records, *, profile: str, results_dir: Union[str, os.PathLike], seeds=None,
@@ -365,7 +379,8 @@ def report(name: str, results: Records, *, profile: str, results_dir: Union[str,
     note = prose.profile_note(profile, configs)
     files = write_table(name, table, gain_table, profile=profile, folder=Path(results_dir) / "tables",
                         note=note) if write else {}
-    return Report(name, profile, results, table, gain_table, note, files)
+    return Report(name, profile, results, table, gain_table, note, files,
+                  seeds=None if seeds is None else tuple(seeds), references=dict(references))
 
 
 # -- where the mistakes fall, training curves ------------------------------------------------------------
@@ -383,7 +398,8 @@ def mistake_summary(name: str, records: Records, *, profile: str, seeds=None) ->
     top-1 predictions; next to it, the mean d over all pairs of distinct classes — what the
     mistakes would average if they fell at random. A ratio well below 1 means most mistakes are
     among near relatives. Mean ± sample sd over seeds. ``this_run_backbone``: the backbone of the runs
-    measured (the paper's, where its rows name one, is ``paper backbone``).
+    measured (the paper's, where its rows name one, is ``paper backbone``). ``key``: the table row's key;
+    ``run_ids``: the runs measured (space-separated), as in :func:`build_table`.
     """
     spec = table_spec(name)
     index = index_records(records)
@@ -397,17 +413,19 @@ def mistake_summary(name: str, records: Records, *, profile: str, seeds=None) ->
             continue
         all_pairs = mean_pair_distance(row.dataset)
         measured = [c for c in configs if c.run_id in index]
-        rows.append({**_paper_named(row.columns, measured), "this_run_backbone": backbone_names(measured),
+        rows.append({**_paper_named(row.columns, measured), "key": row.key, "this_run_backbone": backbone_names(measured),
                      "mistake_severity": severity[0], "mistake_severity_sd": severity[1],
                      "hdist@1": summary(seed_values(configs, index, "hdist@1"))[0], "all_pairs_d": all_pairs,
-                     "ratio": severity[0] / all_pairs, "n_seeds": severity[2]})
+                     "ratio": severity[0] / all_pairs, "n_seeds": severity[2],
+                     "run_ids": " ".join(c.run_id for c in measured)})
     return pd.DataFrame(rows)
 
 
 def format_mistakes(summary_table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
     """A display copy of :func:`mistake_summary`: the row's own columns, this run's backbone and the numbers."""
-    numeric = {"this_run_backbone", "mistake_severity", "mistake_severity_sd", "hdist@1", "all_pairs_d", "ratio",
-               "n_seeds"} | set(PAPER_COLUMNS.values())  # the paper reports no mistakes: its backbone says nothing here
+    # the paper reports no mistakes: its backbone says nothing here
+    numeric = {"key", "this_run_backbone", "mistake_severity", "mistake_severity_sd", "hdist@1", "all_pairs_d",
+               "ratio", "n_seeds", "run_ids"} | set(PAPER_COLUMNS.values())
     shown = summary_table[[c for c in summary_table.columns if c not in numeric]].copy()
     shown[BACKBONE_COLUMN] = summary_table["this_run_backbone"]
     shown["mean d of mistakes"] = [mean_sd(m, s, digits) for m, s in zip(summary_table["mistake_severity"],

@@ -9,8 +9,8 @@ and the metrics. What is here is bookkeeping around it:
   (λ, T, α, β) comes from the loss registry.
 * :func:`settings_key`, :func:`tensor_digest`, :func:`cached_result`, :func:`store_result` — one
   small JSON per (method, seed) under ``<results>/tutorial/``, named by a hash of everything that
-  affects it (the data's own digest included), so that a re-run of the notebook trains nothing it
-  has already trained.
+  affects it (the data's own digest included; :func:`result_id`), so that a re-run of the notebook
+  trains nothing it has already trained.
 * :func:`first_per_class` — the first images of each class. The data as tensors and the no-learning
   reference are :func:`kesl_utils.ncm.as_tensors` and :func:`kesl_utils.ncm.nearest_class_mean_top1`,
   the implementation the paper tables' references use.
@@ -35,8 +35,9 @@ from . import comparison, paths, profiles
 from .comparison import Arm, interval_text, mean_sd, paired_stats, reading, signed
 from .profiles import TutorialBudget
 
-__all__ = ["TutorialBudget", "budget", "settings_key", "tensor_digest", "cache_dir", "cached_result", "store_result",
-           "first_per_class", "METRICS", "paired_comparison", "comparison_table", "write_table", "TABLE_NAME"]
+__all__ = ["TutorialBudget", "budget", "settings_key", "tensor_digest", "cache_dir", "result_id", "cached_result",
+           "store_result", "first_per_class", "METRICS", "paired_comparison", "comparison_table", "write_table",
+           "TABLE_NAME"]
 
 TABLE_NAME = "your_own_hierarchy"
 
@@ -83,9 +84,16 @@ def _path(results_dir, settings: Mapping) -> Path:
     return cache_dir(results_dir) / f"{safe + '-' if safe else ''}{settings_key(settings)}.json"
 
 
+def result_id(settings: Mapping) -> str:
+    """The name of the stored result of a run with these ``settings``: its file's stem under
+    ``<results>/tutorial/``, ``<method>-<seed>-<settings_key>`` (as a run id names a run record)."""
+    return _path(".", settings).stem
+
+
 def cached_result(results_dir, settings: Mapping) -> Optional[dict]:
     """The stored result (under ``results_dir``) of a run with exactly these ``settings``, or ``None``
-    (also for a file that is unreadable or was written for other settings)."""
+    (also for a file that is unreadable or was written for other settings). Settings and metrics merged into one
+    flat dict, with ``result_id`` (:func:`result_id`), as :func:`store_result` returns it."""
     path = _path(results_dir, settings)
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
@@ -93,18 +101,19 @@ def cached_result(results_dir, settings: Mapping) -> Optional[dict]:
         return None
     if not isinstance(stored, dict) or stored.get("settings") != json.loads(_canonical(settings)):
         return None
-    return {**stored["settings"], **stored["metrics"]}
+    return {**stored["settings"], **stored["metrics"], "result_id": path.stem}
 
 
 def store_result(results_dir, settings: Mapping, metrics: Mapping) -> dict:
     """Write ``{"settings", "metrics"}`` atomically to the run's JSON; returns settings and metrics merged
-    into one flat dict (a row of the results table). NaN metrics are stored as ``null``."""
+    into one flat dict (a row of the results table), with ``result_id``: the file's name (:func:`result_id`), by
+    which what notebook 10 shows names the results behind it. NaN metrics are stored as ``null``."""
     clean = {k: (None if isinstance(v, float) and math.isnan(v) else float(v) if isinstance(v, (float, np.floating))
                  else v) for k, v in metrics.items()}
     settings = json.loads(_canonical(settings))
-    paths.atomic_write_text(_path(results_dir, settings), json.dumps({"settings": settings, "metrics": clean},
-                                                                     indent=1, sort_keys=True) + "\n")
-    return {**settings, **clean}
+    text = json.dumps({"settings": settings, "metrics": clean}, indent=1, sort_keys=True) + "\n"
+    path = paths.atomic_write_text(_path(results_dir, settings), text)
+    return {**settings, **clean, "result_id": path.stem}
 
 
 # -- data ----------------------------------------------------------------------------------------------
