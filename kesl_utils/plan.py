@@ -557,13 +557,16 @@ def readme_block(frame: pd.DataFrame, table: pd.DataFrame, *, machine: str) -> s
     def written(minutes: pd.Series) -> pd.Series:  # as write_plan writes them, so the file reproduces the sums
         return minutes.dropna().map(lambda m: float(f"{m:.1f}"))
 
+    def total(minutes: pd.Series) -> float:  # a sum of tenths, to a tenth: the same whatever the order summed
+        return round(float(minutes.sum()), 1)
+
     for stem, rows in frame.groupby("notebook", sort=False):
         known = written(rows["est_minutes"])
-        lines.append(f"| {stem} | {len(rows)} | {known.sum():.0f}"
+        lines.append(f"| {stem} | {len(rows)} | {total(known):.0f}"
                      + (f" (+{len(rows) - len(known)} runs without an estimate)" if len(known) < len(rows) else "")
                      + " |")
-    known = written(frame["est_minutes"])
-    lines += [f"| all | {len(frame)} | {known.sum():.0f} ({known.sum() / 60:.1f} h) |", "", README_END.format(profile=profile)]
+    known = total(written(frame["est_minutes"]))
+    lines += [f"| all | {len(frame)} | {known:.0f} ({known / 60:.1f} h) |", "", README_END.format(profile=profile)]
     return "\n".join(lines)
 
 

@@ -66,3 +66,33 @@ def test_bench_options_counts_a_depthwise_convolutions_backward_as_its_forward()
     assert counted["forward"] == forward
     assert counted["total"] == 2 * forward  # the input needs no gradient: forward + weight gradient
     assert counted["torch_total"] == forward + 8 * forward
+
+
+def test_calibrate_tutorial_trains_notebook_10s_recipe_and_logs_its_row(tmp_path):
+    """The tutorial's calibration mirrors notebook 10's loop (same recipe name, optimiser and schedule) and writes one
+    row per budget with the training curve, the NCM and the verdict."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("calibrate_tutorial", ROOT / "benchmarks" / "calibrate_tutorial.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    notebook = json.loads((ROOT / "notebooks" / "10_your_own_hierarchy.ipynb").read_text())
+    code = "\n".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code")
+    source = (ROOT / "benchmarks" / "calibrate_tutorial.py").read_text()
+    assert f'"recipe": "{script.RECIPE}"' in code
+    for line in ("torch.optim.SGD(model.parameters(), lr=BUDGET.lr, momentum=0.9, weight_decay=5e-4)",
+                 "CosineAnnealingLR(optimiser, T_max=BUDGET.epochs * len(loader))",
+                 "torchvision.models.resnet18(num_classes=n_classes)"):
+        assert line in code and line.replace("BUDGET", "budget") in source
+    log = tmp_path / "calibration.md"
+    grid = [{"image_size": 16, "n_train_per_class": 2, "n_test_per_class": 1, "epochs": 2, "batch_size": 100}]
+    assert script.main(["--grid", json.dumps(grid), "--log", str(log)]) == 0
+    rows = [line for line in log.read_text().splitlines() if line.startswith("| {")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert json.loads(cells[0])["n_train_per_class"] == 2 and len(cells[1].split()) == 2
+    top1, reference, margin = float(cells[3]), float(cells[4]), float(cells[5])
+    assert 0 <= top1 <= 100 and 0 <= reference <= 100 and margin == pytest.approx(top1 - reference, abs=0.011)
+    assert cells[6] == ("yes" if top1 > reference and float(cells[2]) < 1 else "**no**")
+    assert cells[7] == str(200 * 2)

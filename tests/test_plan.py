@@ -216,6 +216,6 @@ def test_the_readme_states_the_committed_plans_minutes():
     block = text.split(begin, 1)[1].split(end, 1)[0]
     written = pd.read_csv(COMMITTED_PLAN, dtype={"est_minutes": float}, keep_default_na=True)
     for stem, rows in written.groupby("notebook", sort=False):
-        assert f"| {stem} | {len(rows)} | {rows['est_minutes'].sum():.0f}" in block, stem
-    total = written["est_minutes"].sum()
+        assert f"| {stem} | {len(rows)} | {round(rows['est_minutes'].sum(), 1):.0f}" in block, stem
+    total = round(written["est_minutes"].sum(), 1)
     assert f"| all | {len(written)} | {total:.0f} ({total / 60:.1f} h) |" in block
