@@ -81,9 +81,10 @@ __all__ = ["MIME", "TOLERANCE", "P_TOLERANCE", "FRACTION_METRICS", "LAYOUTS", "s
 
 #: The MIME type of a values bundle's machine-readable part.
 MIME = "application/vnd.kesl.values+json"
-#: Largest |shown − rebuilt| in the number's own unit (points of top-1, d of mistake severity): see the module doc.
+#: Largest distance between a shown number and the one rebuilt, in the number's own unit (points of top-1, d of
+#: mistake severity): see the module doc.
 TOLERANCE = 0.01
-#: Largest |shown − rebuilt| of a p-value.
+#: Largest distance between a shown p-value and the one rebuilt.
 P_TOLERANCE = 0.001
 #: Metrics on a 0–1 scale where top-1 is a percentage: compared at TOLERANCE × this factor.
 FRACTION_METRICS = {"ece": 0.01}
