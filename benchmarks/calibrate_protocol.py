@@ -62,6 +62,28 @@ def row(config, record, reference: float, plateau: float) -> str:
             f"| {images} | {record.wall_time_s / 60:.1f} |")
 
 
+def table_log(path, header: str, title: str = ""):
+    """Print a Markdown table and, with ``path``, append it to that file: a section heading (time, machine,
+    ``title``, the command line), ``header`` and its rule now, then each row as it is measured (an interrupted
+    calibration keeps what it measured). Returns ``emit(row)``. Shared with ``calibrate_tutorial.py``."""
+    log = Path(path) if path else None
+
+    def emit(text: str) -> None:
+        print(text, flush=True)
+        if log is not None:
+            with open(log, "a", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(f"\n### {utc_now()} · {machine_description()}{title}\n\n"
+                         f"`{' '.join(shlex.quote(a) for a in sys.argv)}`\n\n")
+    emit(header)
+    emit("|" + "|".join("---" for _ in range(header.count("|") - 1)) + "|")
+    return emit
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", required=True, help="JSON list of dicts: dataset, backbone and Config fields")
@@ -72,23 +94,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     context = RunContext.for_profile("quick", results_dir=paths.in_repository(args.results), progress=False)
     pretrain = json.loads(args.pretrain)
-    lines = [HEADER, "|" + "|".join("---" for _ in range(HEADER.count("|") - 1)) + "|"]
-    log = Path(args.log) if args.log else None
-
-    def emit(text: str) -> None:
-        # Each row is appended to the log as it is measured: an interrupted calibration keeps what it measured.
-        print(text, flush=True)
-        if log is not None:
-            with open(log, "a", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-
-    if log is not None:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a", encoding="utf-8") as handle:
-            handle.write(f"\n### {utc_now()} · {machine_description()}\n\n"
-                         f"`{' '.join(shlex.quote(a) for a in sys.argv)}`\n\n")
-    for line in lines:
-        emit(line)
+    emit = table_log(args.log, HEADER)
     for entry in json.loads(args.grid):
         config = candidate(entry, pretrain)
         record = load_record(config, context.results_dir) or train.run(config, context=context)

@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # calibrate_protocol, beside this script
 
 import torch  # noqa: E402
 import torchvision  # noqa: E402
@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 from kesl_utils import ncm, paths, tutorial  # noqa: E402
 from kesl_utils.data import SyntheticHierarchical  # noqa: E402
 from kesl_utils.hierarchy import Hierarchy  # noqa: E402
-from kesl_utils.records import machine_description, utc_now  # noqa: E402
+from calibrate_protocol import table_log  # noqa: E402
 
 #: The recipe of notebook 10's loop (its ``run_settings["recipe"]``): what this script reproduces.
 RECIPE = "resnet18-sgd-cosine-v1"
@@ -89,20 +89,7 @@ def main(argv=None) -> int:
     parser.add_argument("--plateau", type=float, default=1.0, help="points of training top-1 the last epoch may add")
     parser.add_argument("--log", default=None, help="append the table to this Markdown file")
     args = parser.parse_args(argv)
-    log = Path(args.log) if args.log else None
-
-    def emit(text: str) -> None:
-        print(text, flush=True)
-        if log is not None:
-            with open(log, "a", encoding="utf-8") as handle:
-                handle.write(text + "\n")
-
-    if log is not None:
-        with open(log, "a", encoding="utf-8") as handle:
-            handle.write(f"\n### {utc_now()} · {machine_description()} · notebook 10's budget\n\n"
-                         f"`{' '.join(shlex.quote(a) for a in sys.argv)}`\n\n")
-    emit(HEADER)
-    emit("|" + "|".join("---" for _ in range(HEADER.count("|") - 1)) + "|")
+    emit = table_log(args.log, HEADER, " · notebook 10's budget")
     for entry in json.loads(args.grid):
         budget = dataclasses.replace(tutorial.budget("quick"), **entry)
         (train_x, train_y, test_x, test_y), n_classes = data(budget)
