@@ -103,8 +103,8 @@ def _add_navigation(app, docname: str, source: list[str]) -> None:
         source[0] += ROOT_TOCTREE
 
 
-#: results/README.md is written by ``python -m kesl_utils.reproduce``; its table of notebook run
-#: times links the executed copies in results/notebooks/, which git ignores. The site links the
+#: results/README.md is written by ``python -m kesl_utils.reproduce``; an older page's table of
+#: notebooks linked the executed copies in results/notebooks/, which git ignores. The site links the
 #: committed, executed copies of notebooks/ (what `--publish` made of them) instead.
 _RESULTS_LINKS = [
     (re.compile(r"\]\(notebooks/([0-9][0-9]_[^)]+\.ipynb)\)"), r"](../notebooks/\1)"),
