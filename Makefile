@@ -60,12 +60,12 @@ lab: env
 	$(VENV)/bin/jupyter lab notebooks/ $(ROOT_FLAG) $(LAB_ARGS)
 
 # What the series rewrites on every run, and nothing else: build/ (smoke and test results, the site,
-# caches) and, under results/, the executed notebooks and the progress log of `make reproduce`,
+# caches) and, under results/, the executed notebooks and the progress and timing logs of `make reproduce`,
 # each named as it goes. Never a run record (an untracked one is hours of CPU: the quick run can be
 # completed in several sittings), a checkpoint (an interrupted run's resume point), an artifact
 # (pretraining weights: retrained when missing, at the cost of their run), results-paper/, or a
 # file the series did not write. Remove those by hand if you mean to.
-CLEANED := results/notebooks/[0-9][0-9]_*.ipynb results/notebooks/progress.jsonl
+CLEANED := results/notebooks/[0-9][0-9]_*.ipynb results/notebooks/progress.jsonl results/notebooks/reproduce.json
 clean:
 	rm -rf build
 	@for f in $(CLEANED); do if [ -f "$$f" ]; then echo "removing $$f"; rm -f "$$f"; fi; done

@@ -18,7 +18,6 @@ tests/test_book.py checks that no built page loads a script or stylesheet over t
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -103,21 +102,6 @@ def _add_navigation(app, docname: str, source: list[str]) -> None:
         source[0] += ROOT_TOCTREE
 
 
-#: results/README.md is written by ``python -m kesl_utils.reproduce``; its table of notebook run
-#: times links the executed copies in results/notebooks/, which git ignores. The site links the
-#: committed, executed copies of notebooks/ (what `--publish` made of them) instead.
-_RESULTS_LINKS = [
-    (re.compile(r"\]\(notebooks/([0-9][0-9]_[^)]+\.ipynb)\)"), r"](../notebooks/\1)"),
-    (re.compile(r"\]\(\.\./notebooks/\)"), "](../README.md#what-the-series-reproduces)"),
-]
-
-
-def _link_committed_notebooks(app, docname: str, source: list[str]) -> None:
-    if docname == "results/README":
-        for pattern, replacement in _RESULTS_LINKS:
-            source[0] = pattern.sub(replacement, source[0])
-
-
 def _write_index(app, exception) -> None:
     """The landing page also as ``index.html`` (what a web server and GitHub Pages serve for ``/``).
 
@@ -132,7 +116,6 @@ def _write_index(app, exception) -> None:
 
 def setup(app):
     app.connect("source-read", _add_navigation)
-    app.connect("source-read", _link_committed_notebooks)
     app.connect("build-finished", _write_index)
 
 

@@ -228,8 +228,12 @@ def mean_sd(mean: float, sd: float, digits: int = 1) -> str:
 
 
 def signed(value: float, digits: int = 1) -> str:
-    """``+1.2`` / ``-0.3``; empty for NaN."""
-    return "" if pd.isna(value) else f"{value:+.{digits}f}"
+    """``+1.2`` / ``-0.3``; empty for NaN. A value that rounds to zero prints as ``+0.0`` (as an exact zero
+    does), never ``-0.0``."""
+    if pd.isna(value):
+        return ""
+    text = f"{value:+.{digits}f}"
+    return "+" + text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def interval_text(low: float, high: float, digits: int = 1, *, sign: bool = True) -> str:

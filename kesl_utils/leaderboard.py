@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import comparison, experiments
-from .comparison import READINGS, Arm, interval_text, p_text, paired_stats, reading, summary
+from .comparison import READINGS, Arm, interval_text, p_text, paired_stats, reading, signed, summary
 from .config import Config
 from .tables import Records, References, index_records, no_learning_reference, seed_values
 from .table_specs import BASELINE, LABEL_SMOOTHING, OURS
@@ -138,7 +138,7 @@ def _cell(row, digits) -> str:
     text = " ".join(filter(None, (f"{row['mean']:.{digits}f}", interval_text(row["ci_low"], row["ci_high"], digits,
                                                                              sign=False))))
     if row["method"] != "ce" and not pd.isna(row["vs_ce"]):
-        text += f"; Δ {row['vs_ce']:+.{digits}f}: {row['verdict']}"
+        text += f"; Δ {signed(row['vs_ce'], digits)}: {row['verdict']}"
     return text
 
 
@@ -167,7 +167,7 @@ def verdicts(board: pd.DataFrame) -> str:
             if rows.empty:
                 continue
             if key in ("better", "worse"):
-                listing = "; ".join(f"{r['label']} on {r['metric']} ({r['vs_ce']:+.2f}, 95 % CI "
+                listing = "; ".join(f"{r['label']} on {r['metric']} ({signed(r['vs_ce'], 2)}, 95 % CI "
                                     f"{interval_text(r['vs_ce_low'], r['vs_ce_high'], 2)}, p = {p_text(r['vs_ce_p'])})"
                                     for _, r in rows.iterrows())
             else:

@@ -149,38 +149,76 @@ def forest(gain_table: pd.DataFrame, *, title: str = "paired gains (points of to
     return ax
 
 
+def _metric_by_epoch(runs: list[list[dict]], metric: str) -> pd.DataFrame:
+    """The epochs at which ``metric`` was recorded, a row each (sorted), one column per run that recorded it.
+
+    A test metric is in a history entry only where the test set was evaluated (every ``eval_every`` epochs, or
+    only the last epoch), so any epoch counts, not the first; runs are aligned by epoch."""
+    frames = []
+    for history in runs:
+        frame = pd.DataFrame(history)
+        if history and "epoch" in frame and metric in frame:
+            values = pd.to_numeric(frame.set_index("epoch")[metric], errors="coerce").dropna()
+            if len(values):
+                frames.append(values[~values.index.duplicated(keep="last")])
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, axis=1, ignore_index=True).sort_index()
+
+
+#: What an axes says when no label recorded the metric at all.
+NOT_EVALUATED = "not evaluated during training"
+
+
 def training_curves(histories: dict[str, list[list[dict]]], *, metric: str = "train_top1",
                     ax: plt.Axes | None = None, last_epoch_gain: bool = True) -> plt.Axes:
     """One line per label (mean over its seeds) with a band of ± one sample sd; x is the epoch.
 
     ``histories`` maps a label to the per-epoch history lists of its runs (one list per seed),
-    as stored in the run records. ``metric``: a key of the history (``train_top1``, ``test_top1``, …).
-    Plot an accuracy: the training *loss* of CE, label smoothing and KESL are different objectives, and
-    their values do not compare on one axis. ``last_epoch_gain``: each label says how much its mean rose
-    over its last epoch (the plateau a budget is judged by).
+    as stored in the run records. ``metric``: a key of the history (``train_top1``, ``test_top1``, …);
+    only the epochs that recorded it are drawn (a test metric is recorded where the test set was evaluated,
+    perhaps only at the last epoch), runs aligned by epoch. A label with a single such epoch is a marker with
+    an error bar of ± one sample sd (a band would be invisible), several such labels side by side within
+    ± 0.15 epoch of it; a label with none is left out, and if no label
+    has the metric the axes say so (:data:`NOT_EVALUATED`). Colours follow the order of ``histories``, so
+    two panels of the same curves match. Plot an accuracy: the training *loss* of CE, label smoothing and
+    KESL are different objectives, and their values do not compare on one axis. ``last_epoch_gain``: each
+    label says how much its mean rose over its last epoch (the plateau a budget is judged by), where its
+    last two recorded epochs are consecutive; a rise over several epochs is not called a last epoch's.
     """
+    from .comparison import signed  # at call time, as in this_run_accuracy: importing plots loads no scipy
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.4))
     epochs: set = set()
-    for label, runs in histories.items():
-        frames = [pd.DataFrame(h).set_index("epoch")[metric].dropna() for h in runs if h and metric in h[0]]
-        frames = [f for f in frames if len(f)]
-        if not frames:
+    recorded = {label: _metric_by_epoch(runs, metric) for label, runs in histories.items()}
+    points = [label for label, stacked in recorded.items() if len(stacked) == 1]
+    # single points at one epoch side by side, not on top of each other: within ± 0.15 epoch
+    dodge = dict(zip(points, np.linspace(-0.15, 0.15, len(points)) if len(points) > 1 else [0.0]))
+    for i, (label, stacked) in enumerate(recorded.items()):
+        if stacked.empty:
             continue
-        stacked = pd.concat(frames, axis=1)
-        mean, std = stacked.mean(axis=1), stacked.std(axis=1).fillna(0)
-        shown = label
-        if last_epoch_gain and len(mean) >= 2:
-            shown = f"{label} (last epoch {mean.iloc[-1] - mean.iloc[-2]:+.1f})"
+        mean, std = stacked.mean(axis=1), stacked.std(axis=1).fillna(0)  # sample sd (n - 1); one seed: 0
+        colour = f"C{i % 10}"
         epochs |= set(mean.index)
-        line, = ax.plot(mean.index, mean.values, marker="o", ms=3, label=shown)
-        ax.fill_between(mean.index, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+        if len(mean) == 1:
+            ax.errorbar(mean.index + dodge[label], mean.values, yerr=std.values, fmt="o", ms=4, capsize=3,
+                        color=colour, label=label)
+            continue
+        shown = label
+        if last_epoch_gain and mean.index[-1] - mean.index[-2] == 1:
+            shown = f"{label} (last epoch {signed(mean.iloc[-1] - mean.iloc[-2])})"
+        ax.plot(mean.index, mean.values, marker="o", ms=3, color=colour, label=shown)
+        ax.fill_between(mean.index, mean - std, mean + std, color=colour, alpha=0.15)
     ax.set_xlabel("epoch")
     if 0 < len(epochs) <= 12:
         ax.set_xticks(sorted(epochs))
     else:
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_ylabel(METRIC_LABELS.get(metric, metric.replace("_", " ")))
+    if not epochs:
+        ax.text(0.5, 0.5, NOT_EVALUATED, transform=ax.transAxes, ha="center", va="center", color="#555555")
+        ax.set_xticks([])
+        ax.set_yticks([])
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     ax.grid(alpha=0.3)

@@ -124,7 +124,8 @@ def protocol_checks(name: str, table: pd.DataFrame, *, profile: str) -> str:
     ``table``: :func:`kesl_utils.tables.build_table`'s frame. For each dataset with a reference row:
     the margin of the cross-entropy baseline (the profile's default backbone and learning rate)
     over the raw-pixel nearest class mean (criterion: at least :data:`NCM_MARGIN` points). Then the
-    arms below that reference, and the arms below 5 × chance, whose comparisons say nothing.
+    arms below that reference (or that none is), and the arms below 5 × chance, whose comparisons say
+    nothing.
     """
     from .tables import row_columns  # tables imports this module: read its column names at call time
 
@@ -162,6 +163,11 @@ def protocol_checks(name: str, table: pd.DataFrame, *, profile: str) -> str:
         lines.append(f"- {len(under_ncm)} of {len(measured)} measured arms score below the nearest class mean of "
                      f"their dataset: {'; '.join(under_ncm)}. They learned less, in this budget, than a classifier "
                      "that learns nothing; every comparison involving them reads \"not informative\".")
+    else:
+        judged = [row for _, row in measured.iterrows() if not pd.isna(references.get(dataset_of[row["key"]]))]
+        if judged:
+            lines.append(f"- Every measured arm scores above the nearest class mean of its dataset "
+                         f"({len(judged)} of {len(measured)} rows have a stored reference).")
     below = measured[~measured["learned"].astype(bool)]
     if below.empty:
         lines.append(f"- Every measured arm reaches {NOT_LEARNED_FACTOR:g} × chance "

@@ -9,8 +9,12 @@ smoke, ``results-paper/`` for paper; ``$KESL_RESULTS_DIR`` names another), so a 
 touches the committed quick results. Executed copies go to ``<results>/notebooks/``. The first
 notebook that fails stops the series, and the message names the notebook and the cell. The
 summary page is assembled from the files the notebooks wrote (tables under ``<results>/tables/``,
-figures under ``<results>/figures/``), the run records, and ``<results>/reproduce.json`` (profile,
-commit, time per notebook), so it can be rebuilt with ``--report-only`` without running anything.
+figures under ``<results>/figures/``), the run records and the run plan (:mod:`kesl_utils.plan`: which
+notebook owns which run), so it can be rebuilt with ``--report-only`` without running anything. It
+is a function of those files alone: rebuilt from the same records, it is the same page, byte for
+byte, so a fresh clone's ``make reproduce`` leaves ``git status`` clean. What differs from machine to
+machine and run to run (date, commit, seconds per notebook) goes to ``<results>/notebooks/reproduce.json``,
+next to the executed copies, which git ignores.
 
 The kernels get their settings as environment variables of their own (:func:`kernel_environment`;
 this process's ``os.environ`` is left as it is): the profile, the results folder, the executor
@@ -39,7 +43,7 @@ from typing import Optional
 
 import pandas as pd
 
-from . import comparison, extras, names, ncm, paths, profiles, tables
+from . import comparison, extras, names, ncm, paths, plan, profiles, tables
 from .context import RunContext, from_environment
 from .paper import TITLES
 from .records import git_commit, load_records
@@ -189,8 +193,6 @@ def series_estimates(context: RunContext, *, echo=print) -> dict:
     """``{run_id: estimated seconds}`` of every run the series still has to train (the run plan,
     :func:`kesl_utils.plan.plan`), after printing what it will cost: runs to train, runs cached, and
     the estimate on this machine (from its own records; runs without a figure are counted apart)."""
-    from . import plan
-
     frame = plan.plan(context.profile, results_dir=context.results_dir, data_root=context.data_root)
     missing = frame[(frame["status"] == "missing") & (frame["kind"] != "tutorial")]
     known = missing[missing["est_minutes"].notna()]
@@ -251,8 +253,22 @@ def run_notebooks(notebooks: list[Path], *, context: RunContext, data_root: str,
     return timings
 
 
+def series_notebooks() -> list[Path]:
+    """The notebooks of the series, ``notebooks/NN_*.ipynb``, in the order they run."""
+    return sorted((paths.PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def executed_dir(results_dir: Path) -> Path:
+    """``<results_dir>/notebooks/``: the executed copies and this machine's logs of the last run (git-ignored)."""
+    return Path(results_dir) / "notebooks"
+
+
 def write_summary(profile: str, timings: list[dict], data_root: str, results_dir: Path) -> Path:
-    """Write ``<results_dir>/reproduce.json`` (what ran, where, how long)."""
+    """Write ``<results_dir>/notebooks/reproduce.json`` (what ran, where, how long).
+
+    A log of this machine's last run, kept with the executed copies (:func:`executed_dir`, git-ignored):
+    its date and seconds change every run, so nothing committed reads it.
+    """
     summary = {
         "profile": profile,
         "data_root": data_root,
@@ -261,30 +277,28 @@ def write_summary(profile: str, timings: list[dict], data_root: str, results_dir
         "notebooks": timings,
         "total_seconds": round(sum(t["seconds"] for t in timings), 1),
     }
-    return paths.atomic_write_text(Path(results_dir) / "reproduce.json",
-                                   json.dumps(summary, indent=2) + "\n")
+    return paths.atomic_write_text(executed_dir(results_dir) / "reproduce.json", json.dumps(summary, indent=2) + "\n")
 
 
-def write_results_readme(profile: str, results_dir: Path) -> Path:
-    """Assemble ``<results_dir>/README.md`` from ``reproduce.json``, the records, tables and figures.
+def write_results_readme(profile: str, results_dir: Path, data_root=None) -> Path:
+    """Assemble ``<results_dir>/README.md`` from the records, the run plan, tables and figures.
 
-    Every number on the page is computed here from those files. Links point at files git keeps (the
-    committed notebooks under ``notebooks/``, the tables and figures of this folder), so they resolve
-    on the web; the provenance is the commit of the code that trained the records (:func:`provenance`).
+    Every number on the page is computed here from those files, and nothing else: no date, no timing
+    of the run that wrote it, so the same records give the same page (``reproduce.json`` is not read).
+    Links point at files git keeps (the committed notebooks under ``notebooks/``, the tables and figures
+    of this folder), so they resolve on the web; the provenance is the commit of the code that trained
+    the records (:func:`provenance`). ``data_root``: where the real datasets are, whose fingerprints
+    name the real-data runs of the plan (synthetic profiles read no data).
     """
     root = Path(results_dir)
-    summary_file = root / "reproduce.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
     records = [r for r in load_records(root) if r.config.get("profile") == profile]
-    lines = ["# Results", ""]
-    lines += [f"- profile: `{profile}`",
-              f"- date of the last `make reproduce`: {summary.get('date', 'unknown')}",
-              f"- its wall time (cached runs are not retrained): {summary.get('total_seconds', float('nan')) / 60:.1f} min"]
+    lines = ["# Results", "", f"- profile: `{profile}`"]
     if records:
         # Training time comes from the records, so a re-run that found every run cached still reports
         # what the runs cost when they were trained.
         hours = sum(r.wall_time_s for r in records) / 3600
         machines = "; ".join(sorted({r.machine or r.device for r in records}))
+        lines += finished_dates(records)
         lines.append(f"- training time in the {len(records)} `{profile}` run records: {hours:.2f} h ({machines})")
     lines += provenance(records) + [""]
     if profile != "paper":
@@ -296,20 +310,7 @@ def write_results_readme(profile: str, results_dir: Path) -> Path:
                   ""]
     if records:
         lines += where_the_time_goes(records) + what_this_run_can_show(profile, records, root)
-    if summary.get("notebooks"):
-        lines += ["## The notebooks", "",
-                  "The committed notebooks hold the outputs of this run (published with "
-                  "`python -m kesl_utils.reproduce --report-only --publish`).", "",
-                  "| notebook | seconds in the last `make reproduce` |", "|---|---|"]
-        lines += [f"| [{t['notebook']}](../notebooks/{t['notebook']}) | {t['seconds']:.0f} |"
-                  for t in summary["notebooks"]]
-        lines.append("")
-        ran = {t["notebook"] for t in summary["notebooks"]}
-        series = sorted(p.name for p in (paths.PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-        skipped = [name for name in series if name not in ran]
-        if skipped:
-            lines += [f"**Not run for this page:** {', '.join(skipped)}. Their committed copies carry no outputs, "
-                      "and the tables they would fill show only the rows whose runs are finished.", ""]
+    lines += the_notebooks(plan.plan(profile, results_dir=root, data_root=data_root, throughput={}), records)
     tables = root / "tables"
     for name in TABLE_ORDER:
         md = tables / f"{name}.md"
@@ -320,6 +321,56 @@ def write_results_readme(profile: str, results_dir: Path) -> Path:
     if figures:
         lines += ["## Figures", ""] + [f"- [{f.stem}](figures/{f.name})" for f in figures] + [""]
     return paths.atomic_write_text(root / "README.md", "\n".join(lines))
+
+
+def finished_dates(records) -> list[str]:
+    """A Markdown line: the first and last day (UTC) on which ``records`` finished, from their ``finished_at``."""
+    days = sorted(r.finished_at[:10] for r in records if r.finished_at)
+    if not days:
+        return []
+    span = f"on {days[0]}" if days[0] == days[-1] else f"between {days[0]} and {days[-1]}"
+    return [f"- records finished {span} (UTC)"]
+
+
+def _notebook_row(notebook: Path, rows: pd.DataFrame) -> str:
+    """The table row of one notebook: its runs in the plan, those finished, and their recorded minutes."""
+    link = f"[{notebook.name}](../notebooks/{notebook.name})"
+    if rows.empty:
+        return f"| {link} | 0 | — | — |"
+    finished = rows[rows["status"] == "cached"]
+    timed = finished["wall_minutes"].dropna()
+    minutes = f"{timed.sum():.1f}" if len(timed) else "—"
+    if len(timed) < len(finished):
+        minutes += f" (+{len(finished) - len(timed)} runs without a recorded time)"
+    return f"| {link} | {len(rows)} | {len(finished)} | {minutes} |"
+
+
+def the_notebooks(frame: pd.DataFrame, records) -> list[str]:
+    """Markdown lines: each notebook of the series with a link, the runs it owns in the run plan ``frame``
+    (:func:`kesl_utils.plan.plan`: a run shared by several notebooks belongs to the first), how many are
+    finished and the minutes their records took; then what is not finished and what the plan does not list."""
+    lines = ["## The notebooks", "",
+             "Runs are counted under the first notebook that needs them (the run plan: `python -m kesl_utils plan "
+             f"--profile {frame.attrs['profile']}`); minutes are summed from the finished runs' records. "
+             "The links go to the committed notebooks, which hold outputs once a run is published "
+             "(`python -m kesl_utils.reproduce --report-only --publish`).", "",
+             "| notebook | runs | finished | training minutes |", "|---|---|---|---|"]
+    by_stem = {stem: rows for stem, rows in frame.groupby("notebook", sort=False)}
+    owned = {notebook: by_stem.get(notebook.stem, frame.iloc[0:0]) for notebook in series_notebooks()}
+    lines += [_notebook_row(notebook, rows) for notebook, rows in owned.items()] + [""]
+    unfinished = [f"{notebook.name} ({int((rows['status'] == 'cached').sum())} of {len(rows)})"
+                  for notebook, rows in owned.items() if (rows["status"] != "cached").any()]
+    if unfinished:
+        lines += [f"**Runs not all finished:** {', '.join(unfinished)}. The tables these notebooks fill show only "
+                  "the rows whose runs are finished.", ""]
+    for stem, why in sorted(frame.attrs.get("skipped", {}).items()):
+        lines += [f"**No runs in this profile:** {stem}.ipynb ({why}).", ""]
+    planned = set(frame["run_id"])
+    unlisted = [r for r in records if r.run_id not in planned]
+    if unlisted:
+        lines += [f"**Not in the run plan:** {len(unlisted)} run records of this profile "
+                  f"({sum(r.wall_time_s for r in unlisted) / 60:.1f} min), which no notebook of the series needs.", ""]
+    return lines
 
 
 def provenance(records) -> list[str]:
@@ -448,7 +499,7 @@ def publish_notebooks(executed_dir: Path, target_dir: Path) -> list[Path]:
 
     This is how the committed notebooks come to hold the outputs of a clean top-to-bottom run: the
     parameters cell keeps its literals (the profile that ran is in the executed copy and in
-    ``reproduce.json``), and the outputs below it are the run's own. Execution counts are closed up
+    ``<results>/notebooks/reproduce.json``), and the outputs below it are the run's own. Execution counts are closed up
     over the removed cell, so they read 1, 2, 3, … as in a top-to-bottom run in JupyterLab.
     """
 
@@ -498,9 +549,9 @@ def main(argv: list[str] | None = None) -> int:
                                    precedence="arguments").prepare()
     except (ValueError, PermissionError) as error:
         parser.error(str(error))
-    executed = context.results_dir / "notebooks"
+    executed = executed_dir(context.results_dir)
     if not args.report_only:
-        notebooks = args.notebooks or sorted((paths.PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+        notebooks = args.notebooks or series_notebooks()
         missing = [str(n) for n in notebooks if not n.exists()]
         if missing:
             parser.error(f"notebook(s) not found: {', '.join(missing)}")
@@ -516,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"are the quick profile's, not {context.profile!r}'s")
         for target in publish_notebooks(executed, paths.PROJECT_ROOT / "notebooks"):
             print(f"[reproduce] published {target.relative_to(paths.PROJECT_ROOT)}")
-    readme = write_results_readme(context.profile, context.results_dir)
+    readme = write_results_readme(context.profile, context.results_dir, data_root=context.data_root)
     print(f"[reproduce] wrote {paths.display_path(readme)}")
     return 0
 

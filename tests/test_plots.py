@@ -4,6 +4,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from kesl_utils import ncm, plots, tables  # noqa: E402
@@ -49,3 +50,100 @@ def test_training_curves_plot_an_accuracy_and_say_the_last_epochs_gain():
     plt.close(fig)
     frame = pd.DataFrame(history)
     assert frame["train_top1"].iloc[-1] - frame["train_top1"].iloc[-2] == 0.5
+
+
+def _seeds(values_of_seed, epochs=3, every=None):
+    """Histories of three seeds: train_top1 at every epoch, test_top1 at ``every`` epochs (None: the last only)."""
+    runs = []
+    for seed, value in enumerate(values_of_seed):
+        history = []
+        for epoch in range(1, epochs + 1):
+            entry = {"epoch": epoch, "train_top1": 10.0 * epoch + seed, "train_loss": 1.0 / epoch}
+            if (every is None and epoch == epochs) or (every is not None and epoch % every == 0):
+                entry["test_top1"] = value + epoch
+            history.append(entry)
+        runs.append(history)
+    return runs
+
+
+def test_test_top1_recorded_only_at_the_last_epoch_is_one_point_with_the_sample_sd():
+    runs = _seeds([20.0, 22.0, 27.0])  # test_top1 at epoch 3 only: 23, 25, 30
+    fig, ax = plt.subplots()
+    plots.training_curves({"Baseline": runs}, metric="test_top1", ax=ax)
+    assert ax.get_ylabel() == "test top-1 (%)"
+    assert len(ax.containers) == 1 and not any(isinstance(c, PolyCollection) for c in ax.collections)  # no band
+    container = ax.containers[0]
+    data_line, _, (bar,) = container.lines
+    assert list(data_line.get_xdata()) == [3] and list(data_line.get_ydata()) == [26.0]
+    sd = float(np.std([23.0, 25.0, 30.0], ddof=1))
+    assert np.allclose(bar.get_segments()[0], [[3, 26.0 - sd], [3, 26.0 + sd]])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Baseline"]  # no last-epoch gain
+    assert [t.get_text() for t in ax.texts] == []
+    assert list(ax.get_xticks()) == [3]
+    plt.close(fig)
+
+
+def test_a_metric_at_every_epoch_is_a_line_with_a_band_and_its_last_epochs_gain():
+    runs = _seeds([20.0, 22.0, 27.0], every=1)
+    fig, ax = plt.subplots()
+    plots.training_curves({"Baseline": runs, "Ours": _seeds([30.0, 30.0, 30.0], every=1)}, metric="test_top1", ax=ax)
+    baseline, ours = ax.get_lines()
+    assert list(baseline.get_xdata()) == [1, 2, 3] and list(baseline.get_ydata()) == [24.0, 25.0, 26.0]
+    assert list(ours.get_ydata()) == [31.0, 32.0, 33.0]
+    assert baseline.get_color() != ours.get_color()
+    band = ax.collections[0].get_paths()[0].vertices  # ± the sample sd around the mean
+    sd = float(np.std([20.0, 22.0, 27.0], ddof=1))
+    assert np.isclose(band[:, 1].max(), 26.0 + sd)
+    assert np.isclose(band[:, 1].min(), 24.0 - sd)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Baseline (last epoch +1.0)",
+                                                                  "Ours (last epoch +1.0)"]
+    assert not ax.containers
+    plt.close(fig)
+
+
+def test_a_rise_between_epochs_evaluated_two_apart_is_not_called_the_last_epochs():
+    runs = _seeds([20.0, 22.0, 27.0], epochs=4, every=2)  # test_top1 at epochs 2 and 4
+    fig, ax = plt.subplots()
+    plots.training_curves({"Baseline": runs}, metric="test_top1", ax=ax)
+    (line,) = ax.get_lines()
+    assert list(line.get_xdata()) == [2, 4] and list(line.get_ydata()) == [25.0, 27.0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Baseline"]
+    plt.close(fig)
+
+
+def test_a_metric_no_run_recorded_says_so_in_the_axes():
+    runs = _seeds([20.0, 22.0, 27.0])
+    for history in runs:
+        for entry in history:
+            entry.pop("test_top1", None)
+    fig, ax = plt.subplots()
+    plots.training_curves({"Baseline": runs, "Ours": [[]]}, metric="test_top1", ax=ax)
+    assert [t.get_text() for t in ax.texts] == [plots.NOT_EVALUATED] == ["not evaluated during training"]
+    assert not ax.get_lines() and not ax.containers and ax.get_legend() is None
+    plt.close(fig)
+
+
+def test_a_label_keeps_its_colour_in_a_panel_where_another_label_is_missing():
+    with_test, without = _seeds([20.0, 22.0, 27.0]), _seeds([20.0])
+    for entry in without[0]:
+        entry.pop("test_top1", None)
+    fig, (train_ax, test_ax) = plt.subplots(1, 2)
+    curves = {"Baseline": without, "Ours": with_test}
+    plots.training_curves(curves, metric="train_top1", ax=train_ax)
+    plots.training_curves(curves, metric="test_top1", ax=test_ax)
+    ours_train = train_ax.get_lines()[1]
+    ours_test = test_ax.containers[0].lines[0]
+    assert ours_train.get_color() == ours_test.get_color() == "C1"
+    assert [t.get_text() for t in test_ax.get_legend().get_texts()] == ["Ours"]
+    plt.close(fig)
+
+
+def test_single_points_of_several_labels_at_one_epoch_stand_side_by_side():
+    curves = {"Baseline": _seeds([20.0, 22.0, 27.0]), "Ours": _seeds([25.0, 26.0, 30.0])}
+    fig, ax = plt.subplots()
+    plots.training_curves(curves, metric="test_top1", ax=ax)
+    xs = [list(c.lines[0].get_xdata()) for c in ax.containers]
+    ys = [list(c.lines[0].get_ydata()) for c in ax.containers]
+    assert np.allclose(xs, [[2.85], [3.15]]) and ys == [[26.0], [30.0]]  # epoch 3 ∓ 0.15
+    assert list(ax.get_xticks()) == [3]
+    plt.close(fig)

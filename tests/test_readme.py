@@ -102,7 +102,8 @@ def test_make_clean_keeps_untracked_records_checkpoints_weights_and_a_users_file
             "results-paper/runs/cub-resnet50-kesl-0000000006.json",
             "results/README.md", "results/runs/cub-resnet18-ce-0000000001.json"]
     removed = ["results/notebooks/00_environment.ipynb", "results/notebooks/03_cub_comparison.ipynb",
-               "results/notebooks/progress.jsonl", "build/results-smoke/runs/x.json", "build/test-results/y"]
+               "results/notebooks/progress.jsonl", "results/notebooks/reproduce.json", "build/results-smoke/runs/x.json",
+               "build/test-results/y"]
     for name in kept + removed:
         path = repo / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +113,7 @@ def test_make_clean_keeps_untracked_records_checkpoints_weights_and_a_users_file
     assert out.returncode == 0, out.stderr
     assert [name for name in kept if not (repo / name).is_file()] == []
     assert [name for name in removed if (repo / name).exists()] == [] and not (repo / "build").exists()
-    for name in removed[:3]:
+    for name in removed[:4]:
         assert f"removing {name}" in out.stdout  # it says what it removes under results/
 
 

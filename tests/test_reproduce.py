@@ -35,30 +35,90 @@ def test_publish_strips_papermills_injected_cell(tmp_path):
 
 
 def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path):
+    from kesl_utils import plan
+
     (tmp_path / "tables").mkdir()
     (tmp_path / "tables" / "cub_comparison.md").write_text("### Table 1\n\n| a |\n|---|\n| 1 |\n")
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "cub_comparison_quick.png").write_bytes(b"png")
-    (tmp_path / "reproduce.json").write_text(json.dumps({
-        "profile": "quick", "date": "2026-01-01 00:00 UTC", "git_commit": "abc", "total_seconds": 600.0,
-        "notebooks": [{"notebook": "03_cub_comparison.ipynb", "seconds": 600.0}]}))
     from kesl_utils.records import RunRecord, save_record
     metrics = {"top1": 1.0, "top5": 1.0, "mistake_severity": 1.0, "hdist@1": 1.0, "hdist@5": 1.0, "ece": 0.1}
-    for i, seconds in enumerate((1800.0, 1800.0)):
+    for i, (seconds, day) in enumerate(((1800.0, "2026-01-03"), (1800.0, "2026-01-01"))):
         save_record(RunRecord(run_id=f"r{i}", config={"profile": "quick"}, wall_time_s=seconds, device="cpu",
-                              machine="AMD EPYC, 2 cores, avx512", git_commit="a" * 40, metrics=metrics), tmp_path)
+                              machine="AMD EPYC, 2 cores, avx512", git_commit="a" * 40, metrics=metrics,
+                              finished_at=f"{day}T12:00:00+00:00"), tmp_path)
     save_record(RunRecord(run_id="s", config={"profile": "smoke"}, wall_time_s=7.0, device="cpu", metrics=metrics), tmp_path)
     text = reproduce.write_results_readme("quick", tmp_path).read_text()
     assert "training time in the 2 `quick` run records: 1.00 h (AMD EPYC, 2 cores, avx512)" in text
+    assert "- records finished between 2026-01-01 and 2026-01-03 (UTC)" in text
     assert f"code that trained the records: `{'a' * 12}` (2 runs)" in text and "dirty" not in text
-    assert "profile: `quick`" in text and "(cached runs are not retrained): 10.0 min" in text
+    assert "profile: `quick`" in text and "make reproduce`:" not in text  # nothing of the run that wrote the page
     assert "Not a reproduction of the paper's numbers" in text
     assert "### Table 1" in text and "figures/cub_comparison_quick.png" in text
-    # links resolve on the web: the committed notebook, never the git-ignored executed copy
-    assert "| [03_cub_comparison.ipynb](../notebooks/03_cub_comparison.ipynb) | 600 |" in text
+    # every notebook of the series, linked to the committed copy, never the git-ignored executed one
+    owned = plan.runs_needed("03", "quick", new_only=True)
+    assert "| [00_environment.ipynb](../notebooks/00_environment.ipynb) | 0 | — | — |" in text
+    assert f"| [03_cub_comparison.ipynb](../notebooks/03_cub_comparison.ipynb) | {owned} | 0 | — |" in text
     assert "](notebooks/" not in text
-    assert "**Not run for this page:** 00_environment.ipynb, 01_hierarchy_graphs.ipynb, 02_soft_label_matrices.ipynb, " \
-           "04_general_recognition.ipynb" in text
+    assert f"**Runs not all finished:** 03_cub_comparison.ipynb (0 of {owned}), " in text
+    # the two records no notebook needs are counted apart, not dropped
+    assert "**Not in the run plan:** 2 run records of this profile (60.0 min)" in text
+
+
+def _record_of_notebook_03(seconds: float, finished_at: str):
+    """A finished record of the first run notebook 03 owns in the quick profile's run plan."""
+    from kesl_utils import plan
+    from kesl_utils.records import RunRecord
+
+    _, config = plan.notebook_runs("quick")["03_cub_comparison"][0]
+    metrics = {"top1": 1.0, "top5": 1.0, "mistake_severity": 1.0, "hdist@1": 1.0, "hdist@5": 1.0, "ece": 0.1}
+    return RunRecord(run_id=config.run_id, config=config.to_dict(), wall_time_s=seconds, device="cpu",
+                     machine="AMD EPYC, 2 cores, avx512", git_commit="a" * 40, metrics=metrics, finished_at=finished_at)
+
+
+def test_results_readme_is_the_same_whatever_the_last_run_timed(tmp_path):
+    """A fresh clone's `make reproduce` from committed records must leave `git status` clean: the page reads no date
+    and no seconds of the run that writes it, only the records (reproduce.json, where the timings go, is not read)."""
+    from kesl_utils.records import save_record
+
+    save_record(_record_of_notebook_03(90.0, "2026-01-02T08:00:00+00:00"), tmp_path)
+    pages = []
+    for date, seconds in (("2026-02-01 10:00 UTC", 12.0), ("2027-03-04 23:59 UTC", 3456.0)):
+        log = {"profile": "quick", "date": date, "git_commit": date, "total_seconds": seconds,
+               "notebooks": [{"notebook": "03_cub_comparison.ipynb", "seconds": seconds}]}
+        summary = reproduce.write_summary("quick", log["notebooks"], "data/raw", tmp_path)
+        summary.write_text(json.dumps(log))
+        (tmp_path / "reproduce.json").write_text(json.dumps(log))  # where an older runner wrote it: not read either
+        pages.append(reproduce.write_results_readme("quick", tmp_path).read_bytes())
+    assert pages[0] == pages[1]
+    text = pages[0].decode()
+    assert "- records finished on 2026-01-02 (UTC)" in text
+    assert "| [03_cub_comparison.ipynb](../notebooks/03_cub_comparison.ipynb) | " in text
+    row = next(line for line in text.splitlines() if line.startswith("| [03_cub_comparison.ipynb]"))
+    assert row.endswith(" | 1 | 1.5 |")  # one finished run, 90 s from its record
+    assert "2026-02-01" not in text and "3456" not in text
+
+
+def test_the_timings_of_make_reproduce_go_where_git_ignores_them(tmp_path):
+    """reproduce.json (date, seconds per notebook: new every run) lives in <results>/notebooks/, which git ignores
+    for every profile's results folder; a results folder git tracks (results/) never gets an untracked file."""
+    import shutil
+    import subprocess
+
+    from kesl_utils import paths, profiles
+
+    if shutil.which("git") is None or not paths.IN_CHECKOUT:
+        pytest.skip("needs git and a checkout")
+    written = reproduce.write_summary("quick", [{"notebook": "03_cub_comparison.ipynb", "seconds": 1.0}],
+                                      "data/raw", tmp_path)
+    assert json.loads(written.read_text())["notebooks"][0]["seconds"] == 1.0
+    inside = written.relative_to(tmp_path)
+    for profile in profiles.profile_names():
+        target = (paths.default_results_dir(profile) / inside).relative_to(paths.PROJECT_ROOT)
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(target)], cwd=paths.PROJECT_ROOT)
+        if ignored.returncode == 128:
+            pytest.skip("not a git checkout")
+        assert ignored.returncode == 0, f"{target} is not ignored by git: `make reproduce` would leave it untracked"
 
 
 def test_results_readme_says_what_the_intervals_can_resolve(tmp_path):

@@ -3,6 +3,7 @@
 Records are made by hand with known top-1 values, so every number below is computed by hand; the
 no-learning references are given as the studies take them (``{ncm.data_key: top-1}``)."""
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -119,3 +120,25 @@ def test_leaderboard_compares_each_method_with_ce_paired_by_seed():
     assert cell.startswith("42.10 [") and cell.endswith("; Δ +1.10: significantly better at 5 %")
     unread = leaderboard.build(records, "smoke", seeds=SEEDS, datasets=("cub",))
     assert set(unread.loc[unread.method != "ce", "reading"]) == {"reference_missing"}
+
+
+def test_a_difference_that_rounds_to_zero_prints_as_a_zero_gain_not_minus_zero():
+    from kesl_utils.comparison import signed
+    assert signed(-0.0004, 2) == signed(0.0, 2) == "+0.00"  # as tables.format_gains prints an exact zero
+    assert (signed(0.004, 2), signed(-0.006, 2), signed(-0.04), signed(float("nan"), 2)) == ("+0.00", "-0.01",
+                                                                                            "+0.0", "")
+    row = {"dataset": "cub", "label": "KESL (paper setting)", "n_seeds": 3, "mean": 42.0, "ci_low": 41.0,
+           "ci_high": 43.0, "vs_ce_low": -0.5, "vs_ce_high": 0.4, "vs_ce_p": 0.9}
+    board = pd.DataFrame([
+        {**row, "method": "kesl", "metric": "top-1 (%)", "vs_ce": -0.0004, "reading": "no_difference",
+         "verdict": "no difference at 5 %"},
+        {**row, "method": "kesl", "metric": "ECE", "vs_ce": -0.0004, "reading": "worse", "verdict": "worse"},
+        {**row, "method": "hxe@0.5", "metric": "top-1 (%)", "vs_ce": -0.006, "reading": "worse",
+         "verdict": "worse"}])
+    shown = leaderboard.format_board(board, "cub").set_index("method")
+    assert shown.loc["KESL (paper setting)", "top-1 (%)"] == "42.00 [41.00, 43.00]; Δ +0.00: no difference at 5 %"
+    assert shown.loc["KESL (paper setting)", "ECE"] == "42.000 [41.000, 43.000]; Δ +0.000: worse"
+    assert shown.loc["hierarchical CE (α 0.5)", "top-1 (%)"].endswith("; Δ -0.01: worse")
+    lines = leaderboard.verdicts(board)
+    assert "KESL (paper setting) on ECE (+0.00, 95 % CI [-0.50, +0.40], p = 0.9)" in lines
+    assert "-0.00" not in lines

@@ -217,11 +217,18 @@ def test_protocol_checks_state_the_ncm_margin_and_the_arms_that_did_not_learn():
            "Baseline (backbone MobileNetV2) (1.0 % against 46.0 %); " \
            "Ours (backbone MobileNetV2) (1.0 % against 46.0 %)." \
            in text
+    assert "Every measured arm scores above" not in text
+    learned = [record(config, 50.0) for row in spec.rows if row.runs_here for config in row.configs("quick")]
+    everyone = prose.protocol_checks("backbone_ablation", tables.build_table(
+        "backbone_ablation", learned, profile="quick", references=stored(spec.configs("quick"), 46.0)), profile="quick")
+    assert "- Every measured arm scores above the nearest class mean of its dataset (6 of 6 rows have a stored " \
+           "reference)." in everyone
     empty = tables.build_table("backbone_ablation", [], profile="quick")
     assert prose.protocol_checks("backbone_ablation", empty, profile="quick").startswith("- No run")
     unreferenced = prose.protocol_checks("backbone_ablation", tables.build_table("backbone_ablation", recs,
                                                                                   profile="quick"), profile="quick")
     assert "cub: the nearest-class-mean reference of these images is not stored" in unreferenced
+    assert "Every measured arm scores above" not in unreferenced
 
 
 def test_report_reads_results_and_references_and_never_trains(tmp_path, monkeypatch):
