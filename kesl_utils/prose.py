@@ -151,7 +151,7 @@ def protocol_checks(name: str, table: pd.DataFrame, *, profile: str) -> str:
         margin = base["this_run"].iloc[0] - reference
         met = "met" if margin >= NCM_MARGIN else "**not met**"
         lines.append(f"- {dataset}: the cross-entropy baseline scores {base['this_run'].iloc[0]:.1f} %, "
-                     f"{margin:+.1f} points against the nearest class mean on raw pixels "
+                     f"{signed(margin)} points against the nearest class mean on raw pixels "
                      f"({reference:.1f} %); criterion ≥ {NCM_MARGIN:+.0f}: {met}.")
     columns = row_columns(name)
     dataset_of = {row.key: row.dataset for row in spec.rows}

@@ -224,7 +224,7 @@ def heatmap(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=No
         mean = getattr(row, f"gain_{metric}")
         low, high = getattr(row, f"gain_{metric}_low"), getattr(row, f"gain_{metric}_high")
         values[i, j] = mean
-        text[i][j] = f"{mean:+.{digits}f}\n[{low:+.{digits}f}, {high:+.{digits}f}]"
+        text[i][j] = f"{signed(mean, digits)}\n{interval_text(low, high, digits)}"
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4))
     limit = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0

@@ -61,6 +61,8 @@ def test_sweep_gains_are_paired_by_seed():
     fig, (left, right) = plt.subplots(1, 2)
     sweep.heatmap(low, "top1", 0.0, ax=right)  # the figure flags what the table flags
     assert len([p for p in right.patches if p.get_hatch() == "///"]) == 4
+    cell = f"+2.5\n[{2.5 - half:+.1f}, {2.5 + half:+.1f}]"  # alignment 1, 2 images/class: the gain and its interval
+    assert cell in [t.get_text() for t in right.texts]
     sweep.lines(low, "severity", 0.0, ax=left)
     assert "not informative" in left.get_legend_handles_labels()[1]
     plt.close(fig)
