@@ -37,6 +37,9 @@ from .config import Config
 from .tables import Records, References, index_records, no_learning_reference, seed_values
 from .table_specs import BASELINE, LABEL_SMOOTHING, OURS
 
+#: The file name (no suffix) of the leaderboard's tables under a results folder's ``tables/``.
+TABLE_NAME = "leaderboard"
+
 DATASETS = ("cub", "mini_imagenet", "small_imagenet")
 
 
@@ -190,7 +193,7 @@ def write(board: pd.DataFrame, *, profile: str, folder: Union[str, os.PathLike],
                "(better or worse in the metric's own direction, at 5 %). Mistake severity and hdist@k use the height "
                "of the lowest common ancestor (Bertinetto et al.); lower is better, as for ECE.",
                verdicts(board), comparison.STATISTICS_NOTE]
-    return comparison.write_study(folder, "leaderboard", profile=profile,
+    return comparison.write_study(folder, TABLE_NAME, profile=profile,
                                   title=f"Hierarchy-aware methods on the stand-ins — profile `{profile}`",
                                   numbers={"": board}, blocks=blocks)
 

@@ -43,7 +43,7 @@ from typing import Optional
 
 import pandas as pd
 
-from . import comparison, extras, names, ncm, paths, plan, profiles, tables
+from . import comparison, extras, leaderboard, names, ncm, paths, plan, profiles, sweep, tables, tutorial
 from .context import RunContext, from_environment
 from .paper import TITLES
 from .records import git_commit, load_records
@@ -313,10 +313,13 @@ def write_results_readme(profile: str, results_dir: Path, data_root=None) -> Pat
     lines += the_notebooks(plan.plan(profile, results_dir=root, data_root=data_root, throughput={}), records)
     tables = root / "tables"
     for name in TABLE_ORDER:
-        md = tables / f"{name}.md"
-        if md.exists():
-            lines += [md.read_text().rstrip(), "",
-                      f"Files: [csv](tables/{name}.csv) · [tex](tables/{name}.tex)", ""]
+        lines += table_section(tables, name)
+    studies = [line for name in STUDY_TABLES for line in table_section(tables, name)]
+    if studies:
+        lines += ["## Beyond the paper", "",
+                  "The studies of notebooks 08–10, in the same harness and from the same kind of records: the "
+                  "hierarchy-aware methods KESL competes with, the map of when KESL helps, and the tutorial on a "
+                  "hierarchy of one's own.", ""] + studies
     figures = sorted((root / "figures").glob("*.png")) if (root / "figures").exists() else []
     if figures:
         lines += ["## Figures", ""] + [f"- [{f.stem}](figures/{f.name})" for f in figures] + [""]
@@ -371,6 +374,21 @@ def the_notebooks(frame: pd.DataFrame, records) -> list[str]:
         lines += [f"**Not in the run plan:** {len(unlisted)} run records of this profile "
                   f"({sum(r.wall_time_s for r in unlisted) / 60:.1f} min), which no notebook of the series needs.", ""]
     return lines
+
+
+#: The tables of the studies beyond the paper, as notebooks 08, 09 and 10 write them under ``tables/``.
+STUDY_TABLES = (leaderboard.TABLE_NAME, sweep.TABLE_NAME, tutorial.TABLE_NAME)
+
+
+def table_section(tables: Path, name: str) -> list[str]:
+    """Markdown lines: table ``name``'s page (``<tables>/<name>.md``) and links to those of its csv and tex
+    files that exist (a study may write several csv files); nothing if it has no page."""
+    md = tables / f"{name}.md"
+    if not md.exists():
+        return []
+    files = sorted(tables.glob(f"{name}.csv")) + sorted(tables.glob(f"{name}_*.csv")) + sorted(tables.glob(f"{name}.tex"))
+    links = " · ".join(f"[{f.name}](tables/{f.name})" for f in files)
+    return [md.read_text().rstrip(), ""] + ([f"Files: {links}", ""] if links else [])
 
 
 def provenance(records) -> list[str]:

@@ -39,6 +39,10 @@ def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path):
 
     (tmp_path / "tables").mkdir()
     (tmp_path / "tables" / "cub_comparison.md").write_text("### Table 1\n\n| a |\n|---|\n| 1 |\n")
+    for name in ("cub_comparison.csv", "cub_comparison_gains.csv", "cub_comparison.tex"):
+        (tmp_path / "tables" / name).write_text("")
+    (tmp_path / "tables" / "when_kesl_helps.md").write_text("### The sweep\n")
+    (tmp_path / "tables" / "when_kesl_helps_hypotheses.csv").write_text("")
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "cub_comparison_quick.png").write_bytes(b"png")
     from kesl_utils.records import RunRecord, save_record
@@ -55,6 +59,12 @@ def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path):
     assert "profile: `quick`" in text and "make reproduce`:" not in text  # nothing of the run that wrote the page
     assert "Not a reproduction of the paper's numbers" in text
     assert "### Table 1" in text and "figures/cub_comparison_quick.png" in text
+    assert ("Files: [cub_comparison.csv](tables/cub_comparison.csv) · [cub_comparison_gains.csv]"
+            "(tables/cub_comparison_gains.csv) · [cub_comparison.tex](tables/cub_comparison.tex)") in text
+    # the studies beyond the paper follow the paper's tables, each with the files it wrote
+    assert text.index("### Table 1") < text.index("## Beyond the paper") < text.index("### The sweep")
+    assert "Files: [when_kesl_helps_hypotheses.csv](tables/when_kesl_helps_hypotheses.csv)" in text
+    assert "leaderboard" not in text.split("## Beyond the paper")[1].split("\n\n", 2)[2]  # no page, no section
     # every notebook of the series, linked to the committed copy, never the git-ignored executed one
     owned = plan.runs_needed("03", "quick", new_only=True)
     assert "| [00_environment.ipynb](../notebooks/00_environment.ipynb) | 0 | — | — |" in text
