@@ -122,18 +122,36 @@ class RunProgress:
     own estimates. Without it (or for a run the plan does not list) they are the batch's: the mean
     time of the runs trained so far (cached runs cost nothing and are not counted) times the runs of
     the batch not yet started, this one included, an estimate that says so until one run has finished.
+
+    ``runs_dir`` (the results folder's ``runs/``): a planned run trained inside another (a pretraining, as
+    a fine-tune's dependency) logs no event of its own, and its time is part of the run that needed it.
+    When a run finishes, every planned run not yet begun whose record now exists there is counted as done
+    inside it: its estimate joins that run's, and it is no longer left.
     """
 
-    def __init__(self, log: Path, *, estimates: Optional[dict] = None, out=None, clock=time.perf_counter):
+    def __init__(self, log: Path, *, estimates: Optional[dict] = None, out=None, clock=time.perf_counter,
+                 runs_dir: Optional[Path] = None):
         self.log, self.out, self.clock = Path(log), out or sys.stdout, clock
         self.offset, self.notebook, self.started = 0, "", clock()
         self.trained_seconds: list[float] = []
         self.estimates = dict(estimates or {})
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else None
         self.begun: list[str] = []
+        self.inside: list[str] = []  # planned runs trained inside another (no events of their own)
         self.measured, self.expected = 0.0, 0.0  # seconds of the finished planned runs, measured and estimated
 
+    def _trained_inside(self) -> float:
+        """Count the planned, not begun runs whose records exist now as done; their estimated seconds."""
+        if self.runs_dir is None:
+            return 0.0
+        found = [run_id for run_id in self.estimates if run_id not in self.begun and run_id not in self.inside
+                 and (self.runs_dir / f"{run_id}.json").is_file()]
+        self.inside += found
+        return sum(self.estimates[run_id] for run_id in found)
+
     def _series_eta(self) -> str:
-        left = sum(seconds for run_id, seconds in self.estimates.items() if run_id not in self.begun[:-1])
+        done = set(self.begun[:-1]) | set(self.inside)
+        left = sum(seconds for run_id, seconds in self.estimates.items() if run_id not in done)
         scale = self.measured / self.expected if self.expected > 0 else 1.0
         basis = "plan × measured/planned so far" if self.expected > 0 else "plan estimate"
         return f"about {_minutes(left * scale)} left in the series ({basis})"
@@ -146,7 +164,7 @@ class RunProgress:
         if event.get("event") == "start":
             if planned:
                 self.begun.append(run_id)
-                position = f"run {len(self.begun)}/{len(self.estimates)} {run_id}"
+                position = f"run {len(self.begun) + len(self.inside)}/{len(self.estimates)} {run_id}"
                 eta = self._series_eta()
             else:
                 position = f"run {event.get('index')}/{event.get('total')} {run_id}"
@@ -159,7 +177,7 @@ class RunProgress:
             self.trained_seconds.append(seconds)
             if planned and event.get("status") != "failed":
                 self.measured += seconds
-                self.expected += self.estimates[run_id]
+                self.expected += self.estimates[run_id] + self._trained_inside()
             if event.get("status") == "failed":
                 position = f"run {event.get('index')}/{event.get('total')} {run_id}"
                 return f"[reproduce] {where}{position} FAILED after {_minutes(seconds)}"
@@ -220,7 +238,7 @@ def run_notebooks(notebooks: list[Path], *, context: RunContext, data_root: str,
     # Unix sockets need a short path (about 100 bytes on macOS); Windows has none: TCP there.
     sockets = Path(tempfile.mkdtemp(prefix="kesl-kernels-")) if os.name == "posix" else None
     kernel = _kernel_manager(kernel_environment(context, log), sockets / "kernel" if sockets else None)
-    progress = RunProgress(log, estimates=estimates)
+    progress = RunProgress(log, estimates=estimates, runs_dir=paths.runs_dir(context.results_dir))
     stop = threading.Event()
     follower = threading.Thread(target=progress.follow, args=(stop,), daemon=True)
     follower.start()

@@ -263,3 +263,26 @@ def test_the_kernels_print_neither_the_tcp_warning_nor_a_spurious_keyboard_inter
     manager.shutting_down = False  # a cell's timeout: interrupted as before
     asyncio.run(manager._async_interrupt_kernel())
     assert interrupts == [False]
+
+
+def test_run_progress_counts_a_pretraining_trained_inside_a_fine_tune(tmp_path):
+    """A pretraining trained as a fine-tune's dependency logs no event: once its record exists, it is done, and
+    its estimate joins the fine-tune's (before: it stayed "left", and the fine-tune looked 6x over its plan)."""
+    log, out, runs = tmp_path / "progress.jsonl", io.StringIO(), tmp_path / "runs"
+    runs.mkdir()
+    progress = reproduce.RunProgress(log, estimates={"pre": 600.0, "a": 60.0, "b": 120.0}, out=out,
+                                     clock=lambda: 0.0, runs_dir=runs)
+    log.write_text(json.dumps(dict(event="start", run_id="a", index=1, total=2)) + "\n")
+    progress.poll()
+    (runs / "pre.json").write_text("{}")  # a's pretraining finished inside it
+    with open(log, "a") as handle:
+        for event in (dict(event="finish", run_id="a", index=1, total=2, status="finished", cached=False, seconds=700.0),
+                      dict(event="start", run_id="b", index=2, total=2)):
+            handle.write(json.dumps(event) + "\n")
+    progress.poll()
+    assert out.getvalue().splitlines() == [
+        "[reproduce] run 1/3 a started; elapsed 0 s, about 13.0 min left in the series (plan estimate)",
+        # a and its pretraining: 700 s measured against 660 planned; b's 120 s scale to 127 s
+        "[reproduce] run 3/3 b started; elapsed 0 s, about 2.1 min left in the series "
+        "(plan × measured/planned so far)"]
+    assert progress.inside == ["pre"]
