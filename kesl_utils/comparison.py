@@ -251,7 +251,7 @@ def p_text(p_value: float) -> str:
 
 def to_markdown(frame: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table (no optional dependency needed)."""
-    header = [str(c) for c in frame.columns]
+    header = [str(c).replace("|", "\\|") for c in frame.columns]  # a "|" in a name would split its column
     body = [["" if pd.isna(v) else str(v) for v in row] for row in frame.itertuples(index=False)]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]

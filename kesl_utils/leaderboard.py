@@ -37,6 +37,9 @@ from .config import Config
 from .tables import Records, References, index_records, no_learning_reference, seed_values
 from .table_specs import BASELINE, LABEL_SMOOTHING, OURS
 
+#: The file name (no suffix) of the leaderboard's tables under a results folder's ``tables/``.
+TABLE_NAME = "leaderboard"
+
 DATASETS = ("cub", "mini_imagenet", "small_imagenet")
 
 
@@ -190,19 +193,27 @@ def write(board: pd.DataFrame, *, profile: str, folder: Union[str, os.PathLike],
                "(better or worse in the metric's own direction, at 5 %). Mistake severity and hdist@k use the height "
                "of the lowest common ancestor (Bertinetto et al.); lower is better, as for ECE.",
                verdicts(board), comparison.STATISTICS_NOTE]
-    return comparison.write_study(folder, "leaderboard", profile=profile,
+    return comparison.write_study(folder, TABLE_NAME, profile=profile,
                                   title=f"Hierarchy-aware methods on the stand-ins — profile `{profile}`",
                                   numbers={"": board}, blocks=blocks)
 
 
+#: How the trade-off figure marks a method below the no-learning reference of its images.
+NOT_INFORMATIVE_GREY = "#9e9e9e"
+BELOW_REFERENCE = " (below the no-learning reference)"
+
+
 def tradeoff(board: pd.DataFrame, dataset: str, ax=None):
     """Bertinetto et al.'s Figure 1: top-1 error against mistake severity (LCA), one point per method,
-    error bars the 95 % intervals over seeds."""
+    error bars the 95 % intervals over seeds. A method whose top-1 is below the no-learning reference of its
+    images is drawn grey and hollow, its label says so (as its cells read "not informative"), and the
+    reference's error is a dashed vertical line."""
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4.5))
     part = board[board["dataset"] == dataset]
     markers = "osDv^<>P*X"
+    reference = part["reference"].iloc[0] if len(part) and "reference" in part else np.nan
     for k, m in enumerate(METHODS):
         top1 = part[(part["method"] == m.key) & (part["metric"] == "top-1 (%)")]
         severity = part[(part["method"] == m.key) & (part["metric"] == "mistake severity (LCA)")]
@@ -213,7 +224,12 @@ def tradeoff(board: pd.DataFrame, dataset: str, ax=None):
                                [top1["ci_high"].iloc[0] - top1["mean"].iloc[0]]])
         y = severity["mean"].iloc[0]
         y_err = np.nan_to_num([[y - severity["ci_low"].iloc[0]], [severity["ci_high"].iloc[0] - y]])
-        ax.errorbar(error, y, xerr=x_err[::-1], yerr=y_err, fmt=markers[k % len(markers)], capsize=3, label=m.label)
+        below = not pd.isna(reference) and top1["mean"].iloc[0] < reference
+        style = dict(color=NOT_INFORMATIVE_GREY, mfc="white") if below else {}
+        ax.errorbar(error, y, xerr=x_err[::-1], yerr=y_err, fmt=markers[k % len(markers)], capsize=3,
+                    label=m.label + (BELOW_REFERENCE if below else ""), **style)
+    if not pd.isna(reference):
+        ax.axvline(100 - reference, color="0.4", ls="--", lw=1, label="no-learning reference (error)")
     ax.set_xlabel("top-1 error (%)")
     ax.set_ylabel("mistake severity (LCA height)")
     ax.set_title(dataset)

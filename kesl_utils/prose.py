@@ -122,8 +122,8 @@ def protocol_checks(name: str, table: pd.DataFrame, *, profile: str) -> str:
     """Markdown bullets: did this run meet the protocol's criteria? (computed, nothing hand-written)
 
     ``table``: :func:`kesl_utils.tables.build_table`'s frame. For each dataset with a reference row:
-    the margin of the cross-entropy baseline (the profile's default backbone and learning rate)
-    over the raw-pixel nearest class mean (criterion: at least :data:`NCM_MARGIN` points). Then the
+    the margin of each backbone's cross-entropy baseline (at the profile's default learning rate where the
+    table has it; the profile's own backbone first) over the raw-pixel nearest class mean (criterion: at least :data:`NCM_MARGIN` points). Then the
     arms below that reference (or that none is), and the arms below 5 × chance, whose comparisons say
     nothing.
     """
@@ -140,19 +140,22 @@ def protocol_checks(name: str, table: pd.DataFrame, *, profile: str) -> str:
             lines.append(f"- {dataset}: the nearest-class-mean reference of these images is not stored; "
                          "nothing can be judged against it.")
             continue
-        # the profile's own CE baseline of the dataset (default backbone and lr), else the table's first CE row
+        # the cross-entropy baseline of each backbone (its default lr first: the profile's own baseline)
         default = experiments.profile_config(profile, dataset).run_id
         configs = {row.key: row.config(profile) for row in spec.rows if row.dataset == dataset}
         baselines = sorted((key for key, config in configs.items() if config.loss == "ce"),
                            key=lambda key: configs[key].run_id != default)
-        base = table[table["key"].isin(baselines[:1])]
-        if base.empty or pd.isna(base["this_run"].iloc[0]):
-            continue
-        margin = base["this_run"].iloc[0] - reference
-        met = "met" if margin >= NCM_MARGIN else "**not met**"
-        lines.append(f"- {dataset}: the cross-entropy baseline scores {base['this_run'].iloc[0]:.1f} %, "
-                     f"{margin:+.1f} points against the nearest class mean on raw pixels "
-                     f"({reference:.1f} %); criterion ≥ {NCM_MARGIN:+.0f}: {met}.")
+        first_of_backbone = list({configs[key].backbone: key for key in reversed(baselines)}.values())[::-1]
+        for key in sorted(first_of_backbone, key=baselines.index):
+            base = table[table["key"] == key]
+            if base.empty or pd.isna(base["this_run"].iloc[0]):
+                continue
+            margin = base["this_run"].iloc[0] - reference
+            met = "met" if margin >= NCM_MARGIN else "**not met**"
+            backbone = f" ({base['this_run_backbone'].iloc[0]})" if len(first_of_backbone) > 1 else ""
+            lines.append(f"- {dataset}: the cross-entropy baseline{backbone} scores {base['this_run'].iloc[0]:.1f} %, "
+                         f"{signed(margin)} points against the nearest class mean on raw pixels "
+                         f"({reference:.1f} %); criterion ≥ {NCM_MARGIN:+.0f}: {met}.")
     columns = row_columns(name)
     dataset_of = {row.key: row.dataset for row in spec.rows}
     under_ncm = [f"{_row_name(columns, row)} ({row['this_run']:.1f} % against "

@@ -43,7 +43,7 @@ from typing import Optional
 
 import pandas as pd
 
-from . import comparison, extras, names, ncm, paths, plan, profiles, tables
+from . import comparison, extras, leaderboard, names, ncm, paths, plan, profiles, sweep, tables, tutorial
 from .context import RunContext, from_environment
 from .paper import TITLES
 from .records import git_commit, load_records
@@ -122,18 +122,36 @@ class RunProgress:
     own estimates. Without it (or for a run the plan does not list) they are the batch's: the mean
     time of the runs trained so far (cached runs cost nothing and are not counted) times the runs of
     the batch not yet started, this one included, an estimate that says so until one run has finished.
+
+    ``runs_dir`` (the results folder's ``runs/``): a planned run trained inside another (a pretraining, as
+    a fine-tune's dependency) logs no event of its own, and its time is part of the run that needed it.
+    When a run finishes, every planned run not yet begun whose record now exists there is counted as done
+    inside it: its estimate joins that run's, and it is no longer left.
     """
 
-    def __init__(self, log: Path, *, estimates: Optional[dict] = None, out=None, clock=time.perf_counter):
+    def __init__(self, log: Path, *, estimates: Optional[dict] = None, out=None, clock=time.perf_counter,
+                 runs_dir: Optional[Path] = None):
         self.log, self.out, self.clock = Path(log), out or sys.stdout, clock
         self.offset, self.notebook, self.started = 0, "", clock()
         self.trained_seconds: list[float] = []
         self.estimates = dict(estimates or {})
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else None
         self.begun: list[str] = []
+        self.inside: list[str] = []  # planned runs trained inside another (no events of their own)
         self.measured, self.expected = 0.0, 0.0  # seconds of the finished planned runs, measured and estimated
 
+    def _trained_inside(self) -> float:
+        """Count the planned, not begun runs whose records exist now as done; their estimated seconds."""
+        if self.runs_dir is None:
+            return 0.0
+        found = [run_id for run_id in self.estimates if run_id not in self.begun and run_id not in self.inside
+                 and (self.runs_dir / f"{run_id}.json").is_file()]
+        self.inside += found
+        return sum(self.estimates[run_id] for run_id in found)
+
     def _series_eta(self) -> str:
-        left = sum(seconds for run_id, seconds in self.estimates.items() if run_id not in self.begun[:-1])
+        done = set(self.begun[:-1]) | set(self.inside)
+        left = sum(seconds for run_id, seconds in self.estimates.items() if run_id not in done)
         scale = self.measured / self.expected if self.expected > 0 else 1.0
         basis = "plan × measured/planned so far" if self.expected > 0 else "plan estimate"
         return f"about {_minutes(left * scale)} left in the series ({basis})"
@@ -146,7 +164,7 @@ class RunProgress:
         if event.get("event") == "start":
             if planned:
                 self.begun.append(run_id)
-                position = f"run {len(self.begun)}/{len(self.estimates)} {run_id}"
+                position = f"run {len(self.begun) + len(self.inside)}/{len(self.estimates)} {run_id}"
                 eta = self._series_eta()
             else:
                 position = f"run {event.get('index')}/{event.get('total')} {run_id}"
@@ -159,7 +177,7 @@ class RunProgress:
             self.trained_seconds.append(seconds)
             if planned and event.get("status") != "failed":
                 self.measured += seconds
-                self.expected += self.estimates[run_id]
+                self.expected += self.estimates[run_id] + self._trained_inside()
             if event.get("status") == "failed":
                 position = f"run {event.get('index')}/{event.get('total')} {run_id}"
                 return f"[reproduce] {where}{position} FAILED after {_minutes(seconds)}"
@@ -220,7 +238,7 @@ def run_notebooks(notebooks: list[Path], *, context: RunContext, data_root: str,
     # Unix sockets need a short path (about 100 bytes on macOS); Windows has none: TCP there.
     sockets = Path(tempfile.mkdtemp(prefix="kesl-kernels-")) if os.name == "posix" else None
     kernel = _kernel_manager(kernel_environment(context, log), sockets / "kernel" if sockets else None)
-    progress = RunProgress(log, estimates=estimates)
+    progress = RunProgress(log, estimates=estimates, runs_dir=paths.runs_dir(context.results_dir))
     stop = threading.Event()
     follower = threading.Thread(target=progress.follow, args=(stop,), daemon=True)
     follower.start()
@@ -313,10 +331,13 @@ def write_results_readme(profile: str, results_dir: Path, data_root=None) -> Pat
     lines += the_notebooks(plan.plan(profile, results_dir=root, data_root=data_root, throughput={}), records)
     tables = root / "tables"
     for name in TABLE_ORDER:
-        md = tables / f"{name}.md"
-        if md.exists():
-            lines += [md.read_text().rstrip(), "",
-                      f"Files: [csv](tables/{name}.csv) · [tex](tables/{name}.tex)", ""]
+        lines += table_section(tables, name)
+    studies = [line for name in STUDY_TABLES for line in table_section(tables, name)]
+    if studies:
+        lines += ["## Beyond the paper", "",
+                  "The studies of notebooks 08–10, in the same harness and from the same kind of records: the "
+                  "hierarchy-aware methods KESL competes with, the map of when KESL helps, and the tutorial on a "
+                  "hierarchy of one's own.", ""] + studies
     figures = sorted((root / "figures").glob("*.png")) if (root / "figures").exists() else []
     if figures:
         lines += ["## Figures", ""] + [f"- [{f.stem}](figures/{f.name})" for f in figures] + [""]
@@ -371,6 +392,21 @@ def the_notebooks(frame: pd.DataFrame, records) -> list[str]:
         lines += [f"**Not in the run plan:** {len(unlisted)} run records of this profile "
                   f"({sum(r.wall_time_s for r in unlisted) / 60:.1f} min), which no notebook of the series needs.", ""]
     return lines
+
+
+#: The tables of the studies beyond the paper, as notebooks 08, 09 and 10 write them under ``tables/``.
+STUDY_TABLES = (leaderboard.TABLE_NAME, sweep.TABLE_NAME, tutorial.TABLE_NAME)
+
+
+def table_section(tables: Path, name: str) -> list[str]:
+    """Markdown lines: table ``name``'s page (``<tables>/<name>.md``) and links to those of its csv and tex
+    files that exist (a study may write several csv files); nothing if it has no page."""
+    md = tables / f"{name}.md"
+    if not md.exists():
+        return []
+    files = sorted(tables.glob(f"{name}.csv")) + sorted(tables.glob(f"{name}_*.csv")) + sorted(tables.glob(f"{name}.tex"))
+    links = " · ".join(f"[{f.name}](tables/{f.name})" for f in files)
+    return [md.read_text().rstrip(), ""] + ([f"Files: {links}", ""] if links else [])
 
 
 def provenance(records) -> list[str]:

@@ -33,6 +33,8 @@ from .profiles import Grid
 from .tables import Records, References, index_records, no_learning_reference, seed_values
 from .table_specs import BASELINE, OURS
 
+#: The file name (no suffix) of the sweep's tables under a results folder's ``tables/``.
+TABLE_NAME = "when_kesl_helps"
 
 METHODS = {"CE": BASELINE, "KESL": OURS}
 
@@ -205,7 +207,7 @@ def write(table: pd.DataFrame, tested: pd.DataFrame, *, profile: str, folder: Un
               "A hypothesis is held at 5 % only where its contrast reads \"" + READINGS["better"] + "\": its 95 % "
               "interval lies above zero and every arm it spans beats the no-learning reference.",
               comparison.STATISTICS_NOTE]
-    return comparison.write_study(folder, "when_kesl_helps", profile=profile, title=title,
+    return comparison.write_study(folder, TABLE_NAME, profile=profile, title=title,
                                   numbers={"": table, "hypotheses": tested}, blocks=blocks)
 
 
@@ -224,7 +226,7 @@ def heatmap(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=No
         mean = getattr(row, f"gain_{metric}")
         low, high = getattr(row, f"gain_{metric}_low"), getattr(row, f"gain_{metric}_high")
         values[i, j] = mean
-        text[i][j] = f"{mean:+.{digits}f}\n[{low:+.{digits}f}, {high:+.{digits}f}]"
+        text[i][j] = f"{signed(mean, digits)}\n{interval_text(low, high, digits)}"
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4))
     limit = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0

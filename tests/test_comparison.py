@@ -267,3 +267,12 @@ def test_forest_plot_draws_intervals_paper_marks_and_flags_not_informative():
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "paper's gain" in legend and any(t.startswith("not informative") for t in legend)
     plt.close(fig)
+
+
+def test_to_markdown_escapes_a_pipe_in_a_header_or_a_cell():
+    frame = pd.DataFrame({"½ |paper gain|": ["0.35"], "reading": ["a | b"]})
+    lines = comparison.to_markdown(frame).splitlines()
+    assert lines[0] == "| ½ \\|paper gain\\| | reading |"
+    assert lines[2] == "| 0.35 | a \\| b |"
+    # every line splits into the same number of columns once the escaped pipes are set aside
+    assert {len(line.replace("\\|", "").strip("|").split("|")) for line in lines} == {2}

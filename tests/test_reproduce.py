@@ -39,6 +39,10 @@ def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path):
 
     (tmp_path / "tables").mkdir()
     (tmp_path / "tables" / "cub_comparison.md").write_text("### Table 1\n\n| a |\n|---|\n| 1 |\n")
+    for name in ("cub_comparison.csv", "cub_comparison_gains.csv", "cub_comparison.tex"):
+        (tmp_path / "tables" / name).write_text("")
+    (tmp_path / "tables" / "when_kesl_helps.md").write_text("### The sweep\n")
+    (tmp_path / "tables" / "when_kesl_helps_hypotheses.csv").write_text("")
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "cub_comparison_quick.png").write_bytes(b"png")
     from kesl_utils.records import RunRecord, save_record
@@ -55,6 +59,12 @@ def test_results_readme_collects_tables_and_warns_off_paper_profile(tmp_path):
     assert "profile: `quick`" in text and "make reproduce`:" not in text  # nothing of the run that wrote the page
     assert "Not a reproduction of the paper's numbers" in text
     assert "### Table 1" in text and "figures/cub_comparison_quick.png" in text
+    assert ("Files: [cub_comparison.csv](tables/cub_comparison.csv) · [cub_comparison_gains.csv]"
+            "(tables/cub_comparison_gains.csv) · [cub_comparison.tex](tables/cub_comparison.tex)") in text
+    # the studies beyond the paper follow the paper's tables, each with the files it wrote
+    assert text.index("### Table 1") < text.index("## Beyond the paper") < text.index("### The sweep")
+    assert "Files: [when_kesl_helps_hypotheses.csv](tables/when_kesl_helps_hypotheses.csv)" in text
+    assert "leaderboard" not in text.split("## Beyond the paper")[1].split("\n\n", 2)[2]  # no page, no section
     # every notebook of the series, linked to the committed copy, never the git-ignored executed one
     owned = plan.runs_needed("03", "quick", new_only=True)
     assert "| [00_environment.ipynb](../notebooks/00_environment.ipynb) | 0 | — | — |" in text
@@ -253,3 +263,26 @@ def test_the_kernels_print_neither_the_tcp_warning_nor_a_spurious_keyboard_inter
     manager.shutting_down = False  # a cell's timeout: interrupted as before
     asyncio.run(manager._async_interrupt_kernel())
     assert interrupts == [False]
+
+
+def test_run_progress_counts_a_pretraining_trained_inside_a_fine_tune(tmp_path):
+    """A pretraining trained as a fine-tune's dependency logs no event: once its record exists, it is done, and
+    its estimate joins the fine-tune's (before: it stayed "left", and the fine-tune looked 6x over its plan)."""
+    log, out, runs = tmp_path / "progress.jsonl", io.StringIO(), tmp_path / "runs"
+    runs.mkdir()
+    progress = reproduce.RunProgress(log, estimates={"pre": 600.0, "a": 60.0, "b": 120.0}, out=out,
+                                     clock=lambda: 0.0, runs_dir=runs)
+    log.write_text(json.dumps(dict(event="start", run_id="a", index=1, total=2)) + "\n")
+    progress.poll()
+    (runs / "pre.json").write_text("{}")  # a's pretraining finished inside it
+    with open(log, "a") as handle:
+        for event in (dict(event="finish", run_id="a", index=1, total=2, status="finished", cached=False, seconds=700.0),
+                      dict(event="start", run_id="b", index=2, total=2)):
+            handle.write(json.dumps(event) + "\n")
+    progress.poll()
+    assert out.getvalue().splitlines() == [
+        "[reproduce] run 1/3 a started; elapsed 0 s, about 13.0 min left in the series (plan estimate)",
+        # a and its pretraining: 700 s measured against 660 planned; b's 120 s scale to 127 s
+        "[reproduce] run 3/3 b started; elapsed 0 s, about 2.1 min left in the series "
+        "(plan × measured/planned so far)"]
+    assert progress.inside == ["pre"]

@@ -61,6 +61,8 @@ def test_sweep_gains_are_paired_by_seed():
     fig, (left, right) = plt.subplots(1, 2)
     sweep.heatmap(low, "top1", 0.0, ax=right)  # the figure flags what the table flags
     assert len([p for p in right.patches if p.get_hatch() == "///"]) == 4
+    cell = f"+2.5\n[{2.5 - half:+.1f}, {2.5 + half:+.1f}]"  # alignment 1, 2 images/class: the gain and its interval
+    assert cell in [t.get_text() for t in right.texts]
     sweep.lines(low, "severity", 0.0, ax=left)
     assert "not informative" in left.get_legend_handles_labels()[1]
     plt.close(fig)
@@ -120,6 +122,24 @@ def test_leaderboard_compares_each_method_with_ce_paired_by_seed():
     assert cell.startswith("42.10 [") and cell.endswith("; Δ +1.10: significantly better at 5 %")
     unread = leaderboard.build(records, "smoke", seeds=SEEDS, datasets=("cub",))
     assert set(unread.loc[unread.method != "ce", "reading"]) == {"reference_missing"}
+    # the trade-off figure: HXE at α 0.5 (38 %) below a 40 % reference is grey, hollow and labelled so; CE (41 %) is not
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    raised = leaderboard.build(records, "smoke", seeds=SEEDS, datasets=("cub",),
+                               references=references(leaderboard.all_configs("smoke", seeds=SEEDS,
+                                                                             datasets=("cub",)), 40.0))
+    ax = leaderboard.tradeoff(raised, "cub")
+    handles, labels = ax.get_legend_handles_labels()
+    by_label = dict(zip(labels, handles))
+    hxe = next(label for label in labels if label.startswith("hierarchical CE (α 0.5)"))
+    assert hxe.endswith(leaderboard.BELOW_REFERENCE)
+    assert matplotlib.colors.to_hex(by_label[hxe][0].get_color()) == leaderboard.NOT_INFORMATIVE_GREY
+    assert by_label[hxe][0].get_markerfacecolor() == "white"
+    assert "CE" in labels and "no-learning reference (error)" in labels
+    assert [label for label in labels if label.endswith(leaderboard.BELOW_REFERENCE)] == [hxe]
+    assert [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [60.0]
+    plt.close(ax.figure)
 
 
 def test_a_difference_that_rounds_to_zero_prints_as_a_zero_gain_not_minus_zero():
