@@ -171,6 +171,16 @@ def protocol_checks(name: str, table: pd.DataFrame, *, profile: str) -> str:
         if judged:
             lines.append(f"- Every measured arm scores above the nearest class mean of its dataset "
                          f"({len(judged)} of {len(measured)} rows have a stored reference).")
+    if "seeds_below_reference" in measured:
+        by_seed = [f"{_row_name(columns, row)}: seed{'s' if ' ' in row['seeds_below_reference'] else ''} "
+                   f"{row['seeds_below_reference'].replace(' ', ', ')} of {int(row['n_seeds'])}"
+                   for _, row in measured.iterrows() if str(row["seeds_below_reference"]).strip()]
+        if by_seed:
+            lines.append("- Seed by seed, against the reference of that seed's own images: " + "; ".join(by_seed)
+                         + " scored below it. An arm is read by its mean over seeds, so its comparisons stand, "
+                         "but there its margin is thin.")
+        elif references:
+            lines.append("- Seed by seed, every measured arm scores above the reference of that seed's own images.")
     below = measured[~measured["learned"].astype(bool)]
     if below.empty:
         lines.append(f"- Every measured arm reaches {NOT_LEARNED_FACTOR:g} × chance "

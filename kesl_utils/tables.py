@@ -96,6 +96,21 @@ def no_learning_reference(configs: Iterable[Config], references: Optional[Refere
     return float(np.mean([references.get(ncm.data_key(c), math.nan) for c in configs]))
 
 
+def seeds_below_reference(configs: Iterable[Config], index: Mapping[str, dict],
+                          references: Optional[References]) -> list[int]:
+    """The seeds of ``configs`` whose own top-1 is below the no-learning reference of their own images
+    (stand-ins only: the stored nearest class mean of the same seed's data). An arm is read by its mean
+    over seeds; these say where that mean hides a seed that learned less than the reference."""
+    references = references or {}
+    below = []
+    for config in configs:
+        reference = references.get(ncm.data_key(config))
+        if config.run_id in index and reference is not None and ncm.applies(config) \
+                and float(index[config.run_id][METRIC]) < float(reference):
+            below.append(config.seed)
+    return sorted(below)
+
+
 # -- what a row shows ---------------------------------------------------------------------------------
 #: Display columns of the paper's rows that describe the paper's run, not this one: renamed in the frames so
 #: that no label of the paper's (Table 1's "ResNet-50", Table 3's learning rates) reads as this run's.
@@ -171,7 +186,8 @@ def build_table(name: str, records: Records, *, profile: str, seeds=None,
     of the row's configs while none is measured; empty for quoted and reference rows), ``this_run``
     (mean top-1 over seeds), ``this_run_sd`` (sample standard deviation), ``n_seeds``, ``chance``,
     ``learned`` (mean ≥ 5 × chance), ``reference`` (the no-learning reference of the row's measured
-    seeds, :func:`no_learning_reference`), ``below_reference`` and ``run_ids``. No difference
+    seeds, :func:`no_learning_reference`), ``below_reference``, ``seeds_below_reference`` (the seeds whose
+    own top-1 is below their own images' reference, :func:`seeds_below_reference`) and ``run_ids``. No difference
     between the paper's number and this run's: on the stand-ins they are on unrelated scales. On
     synthetic profiles one ``reference`` row per dataset: the stored nearest-class-mean top-1 of the
     same images (``references``, keyed by
@@ -192,6 +208,8 @@ def build_table(name: str, records: Records, *, profile: str, seeds=None,
                      "chance": chance_top1(row.dataset) if row.dataset else math.nan,
                      "learned": _learned(mean, row.dataset), "reference": reference,
                      "below_reference": bool(mean < reference),
+                     "seeds_below_reference": " ".join(str(s) for s in seeds_below_reference(measured, index,
+                                                                                          references)),
                      "run_ids": " ".join(c.run_id for c in measured)})
     for dataset, configs in reference_configs(name, profile=profile, seeds=seeds).items():
         found = {c.seed: (references or {}).get(ncm.data_key(c)) for c in configs}
@@ -202,7 +220,8 @@ def build_table(name: str, records: Records, *, profile: str, seeds=None,
         rows.append({**columns, "key": f"ncm/{dataset}", "kind": "reference", "paper": math.nan,
                      "this_run_backbone": "", "this_run": mean, "this_run_sd": sd, "n_seeds": n,
                      "chance": chance_top1(dataset), "learned": True,
-                     "reference": math.nan, "below_reference": False, "run_ids": ""})
+                     "reference": math.nan, "below_reference": False, "seeds_below_reference": "",
+                     "run_ids": ""})
     return pd.DataFrame(rows)
 
 
@@ -273,7 +292,7 @@ def gains(name: str, records: Records, *, profile: str, seeds=None,
 
 # -- display and files ---------------------------------------------------------------------------------
 _NUMERIC_COLUMNS = {"key", "kind", "paper", "this_run_backbone", "this_run", "this_run_sd", "n_seeds", "chance",
-                    "learned", "reference", "below_reference", "run_ids"}
+                    "learned", "reference", "below_reference", "seeds_below_reference", "run_ids"}
 
 
 def _flag(learned: bool, below_reference: bool) -> str:

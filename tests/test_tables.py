@@ -358,3 +358,24 @@ def test_training_curves_are_labelled_by_this_runs_rows(results_dir):
     # rows 3 and 8 (and 5 and 6) print the same setting: one line, both names; no empty field, no paper backbone
     assert "row 3 · T 2 · α 1 · β 1 = row 8 · T 2 · α 1 · β 1" in curves
     assert len(curves) == 7 and all("ResNet-50" not in key for key in curves)
+
+
+def test_the_seeds_below_their_own_reference_are_named():
+    """An arm above the reference on average can hide a seed below that seed's own reference; the table
+    names those seeds and the protocol checks say so (MobileNetV2's seed 3 in the complete quick run)."""
+    spec = table_spec("cub_comparison")
+    configs = {row.key: row.configs("quick") for row in spec.rows if row.runs_here}
+    recs = [record(c, 52.0 if c.seed == 3 and key == "baseline" else 60.0)
+            for key, cs in configs.items() for c in cs]
+    refs = {ncm.data_key(c): 55.0 for cs in configs.values() for c in cs}
+    table = tables.build_table("cub_comparison", recs, profile="quick", references=refs)
+    runs = table[table["kind"] == "run"].set_index("key")
+    assert runs.loc["baseline", "seeds_below_reference"] == "3" and runs.loc["ours", "seeds_below_reference"] == ""
+    assert not runs.loc["baseline", "below_reference"]  # its mean (58.4) is above 55
+    text = prose.protocol_checks("cub_comparison", table, profile="quick")
+    assert ("- Seed by seed, against the reference of that seed's own images: Baseline (backbone ResNet-18): "
+            "seed 3 of 5 scored below it.") in text
+    everyone = tables.build_table("cub_comparison", [record(c, 60.0) for cs in configs.values() for c in cs],
+                                  profile="quick", references=refs)
+    assert "- Seed by seed, every measured arm scores above the reference of that seed's own images." in \
+        prose.protocol_checks("cub_comparison", everyone, profile="quick")
