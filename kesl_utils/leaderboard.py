@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -179,6 +179,39 @@ def verdicts(board: pd.DataFrame) -> str:
         lines.append(f"- **{dataset}** ({n} paired seeds), against CE: " + ". ".join(groups or ["nothing measured"])
                      + ".")
     return "\n".join(lines)
+
+
+#: How :func:`glance` writes a reading: the direction against CE, in the metric's own sense.
+GLANCE_SYMBOLS = {"better": "better", "worse": "worse", "no_difference": "·", "not_informative": "n.i.",
+                  "reference_missing": "?", "single": "?", "missing": ""}
+GLANCE_METRICS = ("top-1 (%)", "mistake severity (LCA)", "ECE")
+
+
+def glance(board: pd.DataFrame, metrics: Sequence[str] = GLANCE_METRICS) -> pd.DataFrame:
+    """The readings of :func:`build` at a glance: a row per method other than CE, a column per
+    (dataset, metric), each cell the reading of the paired difference to CE: "better" or "worse"
+    (significant at 5 %, in the metric's own direction), "·" (no difference detected), "n.i." (not
+    informative: an arm below the no-learning reference), "?" (no reading possible)."""
+    unknown = [m for m in metrics if m not in {row[0] for row in METRICS}]
+    if unknown:
+        raise ValueError(f"glance: unknown metric(s) {unknown}; expected columns of the leaderboard: "
+                         f"{', '.join(row[0] for row in METRICS)}")
+    part = board[board["method"] != "ce"]
+    out = {}
+    for m in METHODS[1:]:
+        rows = part[part["method"] == m.key]
+        if rows.empty:
+            continue
+        cells = {}
+        for dataset in dict.fromkeys(board["dataset"]):
+            for metric in metrics:
+                hit = rows[(rows["dataset"] == dataset) & (rows["metric"] == metric)]
+                cells[f"{dataset}: {metric}"] = (GLANCE_SYMBOLS.get(hit["reading"].iloc[0], hit["reading"].iloc[0])
+                                                 if len(hit) else "")
+        out[m.label] = cells
+    frame = pd.DataFrame(out).T
+    frame.index.name = "method"
+    return frame.reset_index()
 
 
 def write(board: pd.DataFrame, *, profile: str, folder: Union[str, os.PathLike], note: str = "") -> dict:

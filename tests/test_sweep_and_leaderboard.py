@@ -162,3 +162,21 @@ def test_a_difference_that_rounds_to_zero_prints_as_a_zero_gain_not_minus_zero()
     lines = leaderboard.verdicts(board)
     assert "KESL (paper setting) on ECE (+0.00, 95 % CI [-0.50, +0.40], p = 0.9)" in lines
     assert "-0.00" not in lines
+
+
+def test_the_glance_grid_shows_each_methods_reading_against_ce_per_dataset_and_metric():
+    row = {"label": "", "n_seeds": 3, "mean": 1.0, "ci_low": 0.0, "ci_high": 2.0, "vs_ce": 0.0, "vs_ce_low": -1.0,
+           "vs_ce_high": 1.0, "vs_ce_p": 0.5, "verdict": ""}
+    readings = {("cub", "kesl", "top-1 (%)"): "better", ("cub", "kesl", "ECE"): "no_difference",
+                ("cub", "hxe@0.5", "top-1 (%)"): "not_informative", ("cub", "hxe@0.5", "ECE"): "worse",
+                ("mini_imagenet", "kesl", "top-1 (%)"): "reference_missing", ("mini_imagenet", "kesl", "ECE"): "worse"}
+    board = pd.DataFrame([{**row, "dataset": d, "method": m, "metric": metric, "reading": r}
+                          for (d, m, metric), r in readings.items()]
+                         + [{**row, "dataset": "cub", "method": "ce", "metric": "top-1 (%)", "reading": ""}])
+    grid = leaderboard.glance(board, metrics=("top-1 (%)", "ECE")).set_index("method")
+    assert list(grid.index) == ["hierarchical CE (α 0.5)", "KESL (paper setting)"]  # METHODS' order, CE left out
+    assert list(grid.columns) == ["cub: top-1 (%)", "cub: ECE", "mini_imagenet: top-1 (%)", "mini_imagenet: ECE"]
+    assert grid.loc["KESL (paper setting)"].tolist() == ["better", "·", "?", "worse"]
+    assert grid.loc["hierarchical CE (α 0.5)"].tolist() == ["n.i.", "worse", "", ""]
+    with pytest.raises(ValueError, match="unknown metric.*'accuracy'.*top-1"):
+        leaderboard.glance(board, metrics=("accuracy",))
