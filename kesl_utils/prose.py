@@ -30,8 +30,8 @@ def budget(configs: Iterable[Config]) -> dict:
     """
     configs = list(configs)
 
-    def values(attribute):
-        return sorted({getattr(c, attribute) for c in configs}, key=str)
+    def values(attribute):  # in numeric order (6, 12, 24, not "12, 24, 6"); None ("all") last
+        return sorted({getattr(c, attribute) for c in configs}, key=lambda v: (v is None, 0 if v is None else v))
 
     pretrain = sorted({(c.pretrain_run.dataset, c.pretrain_run.n_per_class, c.pretrain_run.epochs) for c in configs
                        if c.pretrain_run is not None}, key=str)

@@ -379,3 +379,12 @@ def test_the_seeds_below_their_own_reference_are_named():
                                   profile="quick", references=refs)
     assert "- Seed by seed, every measured arm scores above the reference of that seed's own images." in \
         prose.protocol_checks("cub_comparison", everyone, profile="quick")
+
+
+def test_the_profile_note_lists_images_per_class_in_numeric_order():
+    from kesl_utils import experiments, prose
+    configs = [experiments.profile_config("smoke", "cub", n_per_class=n) for n in (12, 24, 6)]
+    note = prose.profile_note("quick", configs)
+    assert "6, 12, 24 training" in note, note
+    assert prose.budget(configs + [experiments.profile_config("smoke", "cub", n_per_class=None)])["n_per_class"] == \
+        [6, 12, 24, None]
