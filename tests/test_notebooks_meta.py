@@ -28,6 +28,15 @@ def test_the_series_is_complete_and_ordered():
     assert [p.stem for p in NOTEBOOKS] == EXPECTED
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_cell_has_its_own_id(path):
+    """nbformat 4.5 asks every cell for an id (papermill warns and a future nbformat fails without one); a cell
+    inserted by a script carries none unless the script gives it one."""
+    ids = [cell.get("id") for cell in _cells(path)]
+    assert None not in ids, f"{path.name}: cells {[i for i, x in enumerate(ids) if x is None]} have no id"
+    assert len(set(ids)) == len(ids), f"{path.name}: duplicated cell ids"
+
+
 def test_makefile_runs_and_checks_every_notebook():
     makefile = (ROOT / "Makefile").read_text()
     pattern = re.search(r"^NOTEBOOKS\s*:=\s*\$\(sort \$\(wildcard (\S+)\)\)", makefile, re.M).group(1)
