@@ -17,6 +17,7 @@ tests/test_book.py checks that no built page loads a script or stylesheet over t
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the API reference documents this checkout's kesl_utils
 
 import kesl_utils  # noqa: E402
+from kesl_utils import published  # noqa: E402
 
 project = "kesl"
 author = "the kesl authors"
@@ -102,6 +104,19 @@ def _add_navigation(app, docname: str, source: list[str]) -> None:
         source[0] += ROOT_TOCTREE
 
 
+def _drop_values_bundles(app, docname: str, source: list[str]) -> None:
+    """A committed notebook's values (:data:`kesl_utils.published.MIME`, the numbers ``tests/test_published.py``
+    rebuilds) are for the tests, not for a reader, who sees the same table as markdown beside them: leave them out of
+    the page rather than have myst-nb warn that it cannot render them."""
+    if Path(app.env.doc2path(docname)).suffix != ".ipynb":
+        return
+    notebook = json.loads(source[0])
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []):
+            output.get("data", {}).pop(published.MIME, None)
+    source[0] = json.dumps(notebook)
+
+
 def _write_index(app, exception) -> None:
     """The landing page also as ``index.html`` (what a web server and GitHub Pages serve for ``/``).
 
@@ -116,6 +131,7 @@ def _write_index(app, exception) -> None:
 
 def setup(app):
     app.connect("source-read", _add_navigation)
+    app.connect("source-read", _drop_values_bundles)
     app.connect("build-finished", _write_index)
 
 
