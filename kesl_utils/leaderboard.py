@@ -240,7 +240,8 @@ def tradeoff(board: pd.DataFrame, dataset: str, ax=None):
     """Bertinetto et al.'s Figure 1: top-1 error against mistake severity (LCA), one point per method,
     error bars the 95 % intervals over seeds. A method whose top-1 is below the no-learning reference of its
     images is drawn grey and hollow, its label says so (as its cells read "not informative"), and the
-    reference's error is a dashed vertical line."""
+    reference's error is a dashed vertical line. Every other method has the colour and marker of its place in
+    :data:`METHODS`, whichever methods a panel greys."""
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4.5))
@@ -258,7 +259,8 @@ def tradeoff(board: pd.DataFrame, dataset: str, ax=None):
         y = severity["mean"].iloc[0]
         y_err = np.nan_to_num([[y - severity["ci_low"].iloc[0]], [severity["ci_high"].iloc[0] - y]])
         below = not pd.isna(reference) and top1["mean"].iloc[0] < reference
-        style = dict(color=NOT_INFORMATIVE_GREY, mfc="white") if below else {}
+        # a method keeps its colour (and marker) in every panel: the legend of one panel serves them all
+        style = dict(color=NOT_INFORMATIVE_GREY, mfc="white") if below else dict(color=f"C{k % 10}")
         ax.errorbar(error, y, xerr=x_err[::-1], yerr=y_err, fmt=markers[k % len(markers)], capsize=3,
                     label=m.label + (BELOW_REFERENCE if below else ""), **style)
     if not pd.isna(reference):

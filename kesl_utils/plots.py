@@ -275,7 +275,9 @@ def radial_dendrogram(hierarchy, group_depth: int, ax: plt.Axes, title: str, lab
     palette = [c for c in plt.get_cmap("tab20").colors[0::2] + plt.get_cmap("tab20").colors[1::2] if len(set(c)) > 1]
     colour_of = dict(zip(groups, itertools.cycle(palette)))  # more groups than shades: shades repeat
     segments, colours, extra = [], [], []
-    for parent, child in h.graph.edges():
+    # edges in sorted order, not the graph's insertion order: the same hierarchy read through another route (WordNet
+    # from Debian's files or from the PyPI sdist lists hypernyms in its own order) draws the same figure, byte for byte
+    for parent, child in sorted(h.graph.edges()):
         (a_p, r_p), (a_c, r_c) = polar[parent], polar[child]
         if h.parent(child) != parent:
             extra.append([to_xy(a_p, r_p), to_xy(a_c, r_c)])

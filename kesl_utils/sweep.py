@@ -213,7 +213,11 @@ def write(table: pd.DataFrame, tested: pd.DataFrame, *, profile: str, folder: Un
 
 def heatmap(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=None):
     """Alignment × images per class, colour = the KESL − CE gain, each cell annotated with mean and 95 % interval;
-    a cell whose reading is "not informative" is covered grey and hatched."""
+    a cell whose reading is "not informative" is covered grey and hatched.
+
+    The colour scale runs to the largest |interval bound| of the metric over the whole table (every noise level), so
+    the panels of one metric share it and a gain looks strong only where it is large against what the intervals
+    allow: scaled to the means alone, a null gain of 0.1 ± 1 would be drawn as saturated as the largest effect."""
 
     part = table[table["label_noise"] == noise]
     alignments = sorted(part["alignment"].unique())
@@ -229,7 +233,9 @@ def heatmap(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=No
         text[i][j] = f"{signed(mean, digits)}\n{interval_text(low, high, digits)}"
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4))
-    limit = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
+    bounds = np.abs(table[[f"gain_{metric}_low", f"gain_{metric}_high"]].to_numpy(float))
+    means = np.abs(table[f"gain_{metric}"].to_numpy(float))
+    limit = next((float(np.nanmax(v)) for v in (bounds, means) if np.isfinite(v).any() and np.nanmax(v) > 0), 1.0)
     # Blue = KESL better: more accuracy, or (for severity) closer mistakes.
     cmap = "RdBu" if metric == "top1" else "RdBu_r"
     image = ax.imshow(values, cmap=cmap, vmin=-limit, vmax=limit, origin="lower", aspect="auto")
@@ -254,20 +260,26 @@ def heatmap(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=No
 
 def lines(table: pd.DataFrame, metric: str = "top1", noise: float = 0.0, ax=None):
     """The gain against images per class, one line per alignment, error bars the 95 % intervals; a point whose
-    reading is "not informative" is drawn hollow and grey."""
+    reading is "not informative" is drawn hollow and grey. An alignment keeps its colour in every panel (fixed by its
+    rank among the table's alignments), and the lines are set slightly apart along x so that their bars do not hide
+    one another (the ticks mark the true images per class)."""
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
+    every = sorted(table["alignment"].unique())
     part = table[table["label_noise"] == noise]
     for alignment, group in part.groupby("alignment"):
+        rank = every.index(alignment)
+        dodge = 2.0 ** (0.06 * (rank - (len(every) - 1) / 2))  # a few per cent of an octave on the log-2 axis
         group = group.sort_values("n_per_class")
+        x = group["n_per_class"].to_numpy(float) * dodge
         mean = group[f"gain_{metric}"].to_numpy(float)
         errors = np.nan_to_num(np.vstack([mean - group[f"gain_{metric}_low"].to_numpy(float),
                                           group[f"gain_{metric}_high"].to_numpy(float) - mean]))
-        ax.errorbar(group["n_per_class"], mean, yerr=errors, marker="o", capsize=3, label=f"alignment {alignment:g}")
+        ax.errorbar(x, mean, yerr=errors, marker="o", capsize=3, color=f"C{rank}", label=f"alignment {alignment:g}")
         flagged = (group[f"{metric}_reading"] == "not_informative").to_numpy()
         if flagged.any():  # flagged as their table cells are: grey, hollow
-            ax.plot(group["n_per_class"].to_numpy()[flagged], mean[flagged], "o", mfc="white", mec="#7f7f7f", ms=8,
+            ax.plot(x[flagged], mean[flagged], "o", mfc="white", mec="#7f7f7f", ms=8,
                     zorder=5, label="not informative" if "not informative" not in ax.get_legend_handles_labels()[1]
                     else None)
     ax.axhline(0, color="black", lw=0.8)

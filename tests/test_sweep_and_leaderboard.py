@@ -63,7 +63,22 @@ def test_sweep_gains_are_paired_by_seed():
     assert len([p for p in right.patches if p.get_hatch() == "///"]) == 4
     cell = f"+2.5\n[{2.5 - half:+.1f}, {2.5 + half:+.1f}]"  # alignment 1, 2 images/class: the gain and its interval
     assert cell in [t.get_text() for t in right.texts]
+    # the colour scale: the largest |interval bound| of the whole table (alignment 1: 2.5 + half), both noise levels
+    assert right.images[0].get_clim() == pytest.approx((-(2.5 + half), 2.5 + half))
+    noisy = plt.figure().add_subplot()
+    sweep.heatmap(low, "top1", max(low["label_noise"]), ax=noisy)
+    assert noisy.images[0].get_clim() == right.images[0].get_clim()
+    plt.close(noisy.figure)
     sweep.lines(low, "severity", 0.0, ax=left)
+    colours = {label: matplotlib.colors.to_hex(h[0].get_color())
+               for h, label in zip(*left.get_legend_handles_labels()) if label.startswith("alignment")}
+    other = plt.figure().add_subplot()
+    sweep.lines(low, "severity", max(low["label_noise"]), ax=other)  # the noisy panel: fewer alignments, same colours
+    shown = {label: matplotlib.colors.to_hex(h[0].get_color())
+             for h, label in zip(*other.get_legend_handles_labels()) if label.startswith("alignment")}
+    assert shown and all(colours[label] == colour for label, colour in shown.items()), (shown, colours)
+    assert len(set(colours.values())) == len(colours)
+    plt.close(other.figure)
     assert "not informative" in left.get_legend_handles_labels()[1]
     plt.close(fig)
     assert set(sweep.gains(records, "smoke", seeds=SEEDS)["top1_reading"]) == {"reference_missing"}
@@ -139,6 +154,17 @@ def test_leaderboard_compares_each_method_with_ce_paired_by_seed():
     assert "CE" in labels and "no-learning reference (error)" in labels
     assert [label for label in labels if label.endswith(leaderboard.BELOW_REFERENCE)] == [hxe]
     assert [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [60.0]
+    # colours follow METHODS whichever method is greyed: KESL's is the same with HXE α 0.5 grey (40 %) or not (30 %)
+    plain = leaderboard.tradeoff(board, "cub", ax=plt.figure().add_subplot())
+
+    def colours(axes):
+        return {label: matplotlib.colors.to_hex(h[0].get_color())
+                for h, label in zip(*axes.get_legend_handles_labels()) if label.startswith(("KESL", "CE"))}
+    kesl = leaderboard.method("kesl").label
+    expected = matplotlib.colors.to_hex(f"C{[m.key for m in leaderboard.METHODS].index('kesl')}")
+    assert colours(ax)[kesl] == colours(plain)[kesl] == expected
+    assert colours(ax) == colours(plain)
+    plt.close(plain.figure)
     plt.close(ax.figure)
 
 
