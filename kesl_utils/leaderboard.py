@@ -233,6 +233,9 @@ def write(board: pd.DataFrame, *, profile: str, folder: Union[str, os.PathLike],
 
 #: How the trade-off figure marks a method below the no-learning reference of its images.
 NOT_INFORMATIVE_GREY = "#9e9e9e"
+#: The trade-off figure's colour of each method, by its place in :data:`METHODS`: matplotlib's default cycle without
+#: its grey (C7), which would read as the grey of a method below the no-learning reference.
+METHOD_COLOURS = tuple(f"C{i}" for i in range(10) if i != 7)
 BELOW_REFERENCE = " (below the no-learning reference)"
 
 
@@ -260,7 +263,8 @@ def tradeoff(board: pd.DataFrame, dataset: str, ax=None):
         y_err = np.nan_to_num([[y - severity["ci_low"].iloc[0]], [severity["ci_high"].iloc[0] - y]])
         below = not pd.isna(reference) and top1["mean"].iloc[0] < reference
         # a method keeps its colour (and marker) in every panel: the legend of one panel serves them all
-        style = dict(color=NOT_INFORMATIVE_GREY, mfc="white") if below else dict(color=f"C{k % 10}")
+        colour = METHOD_COLOURS[k % len(METHOD_COLOURS)]
+        style = dict(color=NOT_INFORMATIVE_GREY, mfc="white") if below else dict(color=colour)
         ax.errorbar(error, y, xerr=x_err[::-1], yerr=y_err, fmt=markers[k % len(markers)], capsize=3,
                     label=m.label + (BELOW_REFERENCE if below else ""), **style)
     if not pd.isna(reference):

@@ -161,7 +161,8 @@ def test_leaderboard_compares_each_method_with_ce_paired_by_seed():
         return {label: matplotlib.colors.to_hex(h[0].get_color())
                 for h, label in zip(*axes.get_legend_handles_labels()) if label.startswith(("KESL", "CE"))}
     kesl = leaderboard.method("kesl").label
-    expected = matplotlib.colors.to_hex(f"C{[m.key for m in leaderboard.METHODS].index('kesl')}")
+    expected = matplotlib.colors.to_hex(leaderboard.METHOD_COLOURS[[m.key for m in leaderboard.METHODS].index("kesl")])
+    assert expected != matplotlib.colors.to_hex("C7")  # KESL, the eighth method, is not drawn in the cycle's grey
     assert colours(ax)[kesl] == colours(plain)[kesl] == expected
     assert colours(ax) == colours(plain)
     plt.close(plain.figure)
